@@ -1,0 +1,3 @@
+from freezedsl.cli import main
+
+main(prog_name="freezedsl")

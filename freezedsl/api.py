@@ -1,0 +1,97 @@
+"""The public API: compile rules once, plan and apply them to many models."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Union
+
+from freezedsl.syntax import ast
+from freezedsl.syntax.parser import parse, parse_file
+from freezedsl.syntax.printer import format_program
+
+RulesLike = Union["Rules", str, "os.PathLike[str]"]
+
+
+class Rules:
+    """A compiled rule program. Cheap to keep; ``plan``/``apply`` take any nn.Module."""
+
+    def __init__(self, program: ast.Program) -> None:
+        self.program = program
+
+    @property
+    def path(self) -> str | None:
+        return self.program.path
+
+    @property
+    def text(self) -> str:
+        return self.program.source if self.program.source is not None else format_program(self.program)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def plan(self, model: Any) -> Any:
+        """What ``apply`` would do, without changing ``model``. Returns a Plan."""
+        from freezedsl.planning.plan import make_plan
+
+        return make_plan(self.program, model)
+
+    def apply(self, model: Any) -> Any:
+        """Plan, check every ``expect``, then set ``requires_grad`` atomically. Returns the Plan."""
+        from freezedsl.application import apply_plan
+
+        return apply_plan(self.plan(model))
+
+    def format(self) -> str:
+        return format_program(self.program)
+
+    def __repr__(self) -> str:
+        where = self.path or "<string>"
+        return f"<freezedsl.Rules {where}: {len(self.program.statements)} statements>"
+
+
+def load(path: str | os.PathLike[str]) -> Rules:
+    """Read and compile a rule file."""
+    return Rules(parse_file(path))
+
+
+def compile(text: str, path: str | None = None) -> Rules:  # noqa: A001 - mirrors re.compile
+    """Compile rule text (``"freeze all; unfreeze fc"``)."""
+    return Rules(parse(text, path=path))
+
+
+def rules_from(rules: RulesLike) -> Rules:
+    """Accept a Rules object, a path (str or PathLike) to a rule file, or rule text.
+
+    A ``str`` is read as a path when it names an existing file or ends in ``.frz``;
+    otherwise it is rule text.
+    """
+    if isinstance(rules, Rules):
+        return rules
+    if isinstance(rules, ast.Program):
+        return Rules(rules)
+    if isinstance(rules, os.PathLike):
+        return load(rules)
+    if isinstance(rules, str):
+        one_line = "\n" not in rules and ";" not in rules
+        if one_line and (rules.strip().endswith(".frz") or Path(rules).is_file()):
+            return load(rules)
+        return compile(rules)
+    raise TypeError(f"rules must be a Rules object, a path or rule text, not {type(rules).__name__}")
+
+
+def plan(model: Any, rules: RulesLike) -> Any:
+    """Plan ``rules`` against ``model`` (no change). Returns a Plan."""
+    return rules_from(rules).plan(model)
+
+
+def apply(model: Any, rules: RulesLike) -> Any:
+    """Apply ``rules`` to ``model`` atomically; raises on a failed ``expect``. Returns the Plan."""
+    return rules_from(rules).apply(model)
+
+
+def format(text: str) -> str:  # noqa: A001
+    """The canonical form of rule text."""
+    return format_program(parse(text))

@@ -1,0 +1,340 @@
+"""The ``freezedsl`` command line: each command unpacks options and calls the library.
+
+Exit codes: 0 ok, 1 a failed ``expect`` or check, 2 a usage or input error. Errors
+are one clear message on stderr, never a traceback (set FREEZEDSL_DEBUG=1 to see one
+for an internal error). ``check`` and ``fmt`` never import torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+import click
+
+from freezedsl.errors import FreezeError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(err: FreezeError) -> None:
+    click.echo(err.render(), err=True)
+    for extra in getattr(err, "failures", [])[1:]:
+        click.echo(extra.one_line(), err=True)
+    sys.exit(err.exit_code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into one message and an exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FreezeError as err:
+            _fail(err)
+        except KeyboardInterrupt:
+            click.echo("freezedsl: interrupted; nothing was written", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # pragma: no cover - a bug; still no traceback by default
+            if os.environ.get("FREEZEDSL_DEBUG"):
+                raise
+            click.echo(
+                f"freezedsl: internal error: {type(exc).__name__}: {exc} "
+                "(set FREEZEDSL_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="freezedsl", prog_name="freezedsl")
+def main() -> None:
+    """Freeze and unfreeze parameters of PyTorch models with a small rule language.
+
+    \b
+    freezedsl show torchvision.models:resnet18          the module tree, with child indices
+    freezedsl plan rules/resnet.frz torchvision.models:resnet18 --explain
+    freezedsl apply rules/resnet.frz model.pt --arch torchvision.models:resnet18 -o frozen.pt
+    freezedsl check rules/*.frz                         syntax and model-free checks
+    freezedsl fmt rules/*.frz                           canonical formatting
+    freezedsl lint train.py config                      lint a training script, then run it
+    """
+
+
+# ------------------------------------------------------------------ model options
+
+_model_options = [
+    click.option(
+        "--arch",
+        metavar="PKG.MODULE:CALLABLE",
+        help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
+    ),
+    click.option(
+        "--trust-pickle",
+        is_flag=True,
+        help="Allow MODEL to be a whole pickled module (torch.save(model)). Unpickling runs "
+        "arbitrary code from the file: use it only for files you trust.",
+    ),
+]
+
+
+def model_options(fn: F) -> F:
+    for opt in reversed(_model_options):
+        fn = opt(fn)
+    return fn
+
+
+def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None) -> Any:
+    from freezedsl.loading import load_model
+
+    return load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta)
+
+
+def _color(ctx: click.Context, flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+# ------------------------------------------------------------------ plan / apply
+
+
+def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(plan.to_dict(), indent=2))
+    else:
+        click.echo(plan.render(explain=explain, color=color), color=color)
+
+
+@main.command("plan")
+@click.argument("rules", type=click.Path(dir_okay=True, allow_dash=False))
+@click.argument("model")
+@model_options
+@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def plan_cmd(
+    ctx: click.Context,
+    rules: str,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    explain: bool,
+    as_json: bool,
+    color: bool | None,
+) -> None:
+    """Show what RULES would do to MODEL, without changing anything.
+
+    Exits 1 when an `expect` statement fails.
+    """
+    from freezedsl.api import load
+
+    program = load(rules)
+    loaded = _load(model, arch, trust_pickle)
+    plan = program.plan(loaded.module)
+    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
+    if not plan.ok:
+        from freezedsl.application import check_expectations
+
+        check_expectations(plan)
+
+
+@main.command("apply")
+@click.argument("rules", type=click.Path(dir_okay=True))
+@click.argument("model")
+@model_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=False),
+    help="Write the frozen model here (same kind as MODEL; a state dict gets a freeze manifest).",
+)
+@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def apply_cmd(
+    ctx: click.Context,
+    rules: str,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    output: str | None,
+    explain: bool,
+    as_json: bool,
+    quiet: bool,
+    color: bool | None,
+) -> None:
+    """Apply RULES to MODEL atomically, print the plan, and write it with -o.
+
+    \b
+    MODEL is one of:
+      torchvision.models:resnet18          an architecture (built on the meta device
+                                           unless -o needs real weights)
+      weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
+      scripted.pt                          a TorchScript archive
+      model.pt --trust-pickle              a whole pickled module (runs code from the file)
+
+    Nothing is written when a rule or an `expect` fails; the input is never modified.
+    """
+    from freezedsl.api import load
+
+    program = load(rules)
+    if output is not None and os.path.abspath(output) == os.path.abspath(model):
+        raise UsageError(f"-o {output} is the input model; write the frozen model to a new file")
+    loaded = _load(model, arch, trust_pickle, meta=False if output else None)
+    plan = program.plan(loaded.module)
+    if not quiet:
+        _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
+    from freezedsl.application import apply_plan
+
+    apply_plan(plan)
+    if output:
+        from freezedsl.loading import save_model
+        from freezedsl.manifest import make_manifest
+
+        manifest = make_manifest(loaded.module, rules_text=program.text, rules_path=program.path)
+        save_model(loaded, output, manifest=manifest)
+        if not quiet and not as_json:
+            click.echo(f"wrote {output}")
+
+
+# ------------------------------------------------------------------ show
+
+
+@main.command("show")
+@click.argument("model")
+@model_options
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Show only this many levels.")
+@click.option("--params", "show_params", is_flag=True, help="List parameters under their modules.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def show_cmd(
+    ctx: click.Context,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    depth: int | None,
+    show_params: bool,
+    color: bool | None,
+) -> None:
+    """Print MODEL's module tree: child indices for children[...] and PATH[...],
+    full paths, parameter counts and trainable/frozen state."""
+    from freezedsl.planning.index import build_index
+    from freezedsl.planning.tree import render_tree
+
+    loaded = _load(model, arch, trust_pickle)
+    use_color = _color(ctx, color)
+    click.echo(render_tree(build_index(loaded.module), depth=depth, params=show_params, color=use_color), color=use_color)
+
+
+# ------------------------------------------------------------------ check / fmt
+
+
+def _read(path: str) -> str:
+    from freezedsl.syntax.parser import read_rules
+
+    if path == "-":
+        return click.get_text_stream("stdin").read()
+    return read_rules(path)
+
+
+@main.command("check")
+@click.argument("rules", nargs=-1, required=True)
+@handle_errors
+def check_cmd(rules: tuple[str, ...]) -> None:
+    """Check rule files for syntax errors and model-free problems (fast; no torch).
+
+    Exits 2 on a syntax error, 1 when a model-free check finds a problem.
+    """
+    from freezedsl.syntax.parser import parse
+
+    findings = 0
+    for path in rules:
+        text = _read(path)
+        program = parse(text, path="<stdin>" if path == "-" else path)
+        try:
+            from freezedsl.lint.rulefiles import check_program
+        except ImportError:  # pragma: no cover - lint package incomplete
+            diags: list[Any] = []
+        else:
+            diags = check_program(program)
+        for d in diags:
+            click.echo(d.format())
+        findings += len(diags)
+        if not diags:
+            click.echo(f"{program.path}: ok ({len(program.statements)} statements)")
+    if findings:
+        sys.exit(1)
+
+
+@main.command("fmt")
+@click.argument("rules", nargs=-1, required=True)
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
+@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes.")
+@handle_errors
+def fmt_cmd(rules: tuple[str, ...], check_only: bool, diff: bool) -> None:
+    """Rewrite rule files in the canonical form ('-' reads stdin, writes stdout).
+
+    Comments and single blank lines are kept; every file is parsed before any is written.
+    """
+    from freezedsl.syntax.parser import parse
+    from freezedsl.syntax.printer import format_program
+
+    results: list[tuple[str, str, str]] = []
+    for path in rules:
+        text = _read(path)
+        formatted = format_program(parse(text, path="<stdin>" if path == "-" else path))
+        results.append((path, text, formatted))
+    changed = [r for r in results if r[1] != r[2]]
+    if diff:
+        for path, old, new in changed:
+            click.echo(
+                "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), path, path)), nl=False
+            )
+    if check_only or diff:
+        for path, _, _ in changed:
+            if check_only:
+                click.echo(f"would reformat {path}", err=True)
+        if check_only:
+            click.echo(f"{len(changed)} of {len(results)} files would be reformatted", err=True)
+        sys.exit(1 if changed else 0)
+    for path, _old, new in results:
+        if path == "-":
+            click.echo(new, nl=False)
+    from freezedsl.fsutil import atomic_write_text
+
+    for path, _old, new in changed:
+        if path != "-":
+            atomic_write_text(path, new)
+            click.echo(f"reformatted {path}", err=True)
+
+
+def _attach_lint() -> None:
+    try:
+        from freezedsl.lint.cli import lint_command, rule_command
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(lint_command)
+    main.add_command(rule_command)
+
+
+_attach_lint()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

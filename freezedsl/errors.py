@@ -1,0 +1,96 @@
+"""Errors that freezedsl reports to people.
+
+Every error a user can cause is a :class:`FreezeError`: it carries where the problem
+is (file, line, column or a parameter name), what was wrong and what would be right,
+and renders as one ``path:line:col: message`` line, optionally followed by the source
+line with a caret. The CLI turns it into exit code 2 (or 1 for a failed ``expect``)
+without a traceback. This module must not import torch: ``freezedsl check`` relies on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A 1-based source position range; ``end_*`` is exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+class FreezeError(Exception):
+    """Base of every user-facing error; exit code 2 on the command line."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        source_line: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+        self.col = col
+        self.source_line = source_line
+        self.hint = hint
+
+    def location(self) -> str:
+        parts = [self.path or "<rules>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+    def one_line(self) -> str:
+        """``path:line:col: message (hint)`` in a single line."""
+        text = self.message
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        if self.path is None and self.line is None:
+            return text
+        return f"{self.location()}: {text}"
+
+    def render(self) -> str:
+        """The one-line message plus the offending source line and a caret."""
+        out = self.one_line()
+        if self.source_line is not None and self.col is not None:
+            shown = self.source_line.rstrip("\n").replace("\t", " ")
+            out += f"\n  {shown}\n  {' ' * (max(self.col, 1) - 1)}^"
+        return out
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class RuleSyntaxError(FreezeError):
+    """The rule text does not parse."""
+
+
+class SelectionError(FreezeError):
+    """A selector does not fit the model (matches nothing, slices a leaf, bad regex...)."""
+
+
+class ExpectationError(FreezeError):
+    """An ``expect`` statement failed; nothing was applied."""
+
+    exit_code = 1
+
+
+class ModelLoadError(FreezeError):
+    """A model file or architecture string could not be loaded."""
+
+
+class UsageError(FreezeError):
+    """The command line or API call is inconsistent."""

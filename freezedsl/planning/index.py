@@ -1,0 +1,207 @@
+"""A read-only index of a model's module tree and parameters.
+
+Selectors are evaluated against this index, not against the live module, so planning
+is pure: building the index only reads the model. Parameter names are ordered like
+``named_parameters(remove_duplicate=False)`` (pre-order, each module's own parameters
+first), which makes every module's parameters one contiguous range of name indices;
+a selection is then a Python int used as a bit set over names, so unions and
+``except`` cost a few machine words per 64 names whatever the number of statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+WRAPPER_ATTRS = {
+    "DistributedDataParallel": "module",
+    "DataParallel": "module",
+    "OptimizedModule": "_orig_mod",  # torch.compile
+}
+
+
+@dataclass
+class Node:
+    """A module or a parameter in the tree, addressed by its dotted path."""
+
+    path: str
+    segment: str
+    is_param: bool
+    start: int = 0  # name-index range [start, end) of every parameter below
+    end: int = 0
+    children: dict[str, Node] = field(default_factory=dict)  # submodules then parameters
+    modules: list[Node] = field(default_factory=list)  # submodules in registration order
+    classes: tuple[str, ...] = ()  # own class name first, then base classes
+    qualname: str = ""
+
+    @property
+    def mask(self) -> int:
+        return ((1 << (self.end - self.start)) - 1) << self.start
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it, pre-order."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children.values())))
+
+
+@dataclass
+class TensorInfo:
+    name: str  # canonical (first) name
+    aliases: tuple[str, ...]  # every name, canonical first
+    shape: tuple[int, ...]
+    numel: int
+    dtype: str
+    requires_grad: bool
+    can_require_grad: bool
+    device: str
+
+
+@dataclass
+class ModelIndex:
+    root: Node
+    names: list[str]  # every parameter name, tied aliases included
+    tensor_of: list[int]  # name index -> tensor index
+    tensors: list[TensorInfo]
+    objects: list[Any]  # the parameter objects, by tensor index (never mutated here)
+    model_class: str
+    wrapper: str | None  # e.g. "DistributedDataParallel" when the model was unwrapped
+    module_nodes: list[Node]
+
+    @property
+    def all_mask(self) -> int:
+        return (1 << len(self.names)) - 1
+
+    def tensor_mask(self, name_mask: int) -> set[int]:
+        return {self.tensor_of[i] for i in iter_bits(name_mask)}
+
+
+def iter_bits(mask: int) -> Iterator[int]:
+    """Indices of set bits, ascending; linear in the mask's bit length."""
+    if mask <= 0:
+        return
+    text = bin(mask)[:1:-1]
+    i = text.find("1")
+    while i != -1:
+        yield i
+        i = text.find("1", i + 1)
+
+
+def unwrap(model: Any) -> tuple[Any, str | None]:
+    """Strip DDP / DataParallel / torch.compile wrappers so bare-model names apply."""
+    wrapper = None
+    seen = 0
+    while seen < 8:
+        attr = WRAPPER_ATTRS.get(type(model).__name__)
+        inner = getattr(model, attr, None) if attr else None
+        if inner is None:
+            break
+        wrapper = wrapper or type(model).__name__
+        model = inner
+        seen += 1
+    return model, wrapper
+
+
+def _class_names(module: Any) -> tuple[tuple[str, ...], str]:
+    cls = type(module)
+    if cls.__name__ in ("RecursiveScriptModule", "ScriptModule"):
+        original = getattr(module, "original_name", None) or cls.__name__
+        return (str(original), cls.__name__), str(original)
+    names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
+    return names, f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _items(container: Any) -> list[tuple[str, Any]]:
+    if container is None:
+        return []
+    try:
+        return list(container.items())
+    except AttributeError:  # pragma: no cover - exotic containers
+        return [(k, container[k]) for k in container.keys()]
+
+
+def build_index(model: Any) -> ModelIndex:
+    """Index ``model`` (an nn.Module, ScriptModule or a DDP/compile wrapper)."""
+    bare, wrapper = unwrap(model)
+    names: list[str] = []
+    tensor_of: list[int] = []
+    tensors: list[TensorInfo] = []
+    objects: list[Any] = []
+    by_id: dict[int, int] = {}
+    module_nodes: list[Node] = []
+
+    def visit(module: Any, path: str, segment: str, depth: int) -> Node:
+        classes, qual = _class_names(module)
+        node = Node(path, segment, False, classes=classes, qualname=qual)
+        module_nodes.append(node)
+        node.start = len(names)
+        prefix = f"{path}." if path else ""
+        params = _items(getattr(module, "_parameters", None))
+        for pname, param in params:
+            if param is None:
+                continue
+            full = prefix + pname
+            idx = len(names)
+            names.append(full)
+            key = id(param)
+            t = by_id.get(key)
+            if t is None:
+                t = len(tensors)
+                by_id[key] = t
+                shape = tuple(int(s) for s in param.shape)
+                tensors.append(
+                    TensorInfo(
+                        name=full,
+                        aliases=(full,),
+                        shape=shape,
+                        numel=int(param.numel()),
+                        dtype=str(param.dtype).replace("torch.", ""),
+                        requires_grad=bool(param.requires_grad),
+                        can_require_grad=bool(param.is_floating_point() or param.is_complex()),
+                        device=str(param.device),
+                    )
+                )
+                objects.append(param)
+            else:
+                info = tensors[t]
+                info.aliases = info.aliases + (full,)
+            tensor_of.append(t)
+            leaf = Node(full, pname, True, start=idx, end=idx + 1)
+            node.children[pname] = leaf
+        if depth > 500:
+            raise RecursionError("module tree deeper than 500 levels")
+        for cname, child in _items(getattr(module, "_modules", None)):
+            if child is None:
+                continue
+            sub = visit(child, prefix + cname, cname, depth + 1)
+            node.modules.append(sub)
+            # torch forbids a child module and a parameter of the same name, so one
+            # dict serves both; slices use ``modules`` (registration order).
+            node.children[cname] = sub
+        node.end = len(names)
+        return node
+
+    root = visit(bare, "", "", 0)
+    model_class = root.classes[0] if root.classes else type(bare).__name__
+    return ModelIndex(root, names, tensor_of, tensors, objects, model_class, wrapper, module_nodes)
+
+
+def ranges_mask(total: int, ranges: list[tuple[int, int]]) -> int:
+    """OR of many [start, end) ranges as one int, in time linear in ``total``."""
+    if not ranges:
+        return 0
+    if len(ranges) == 1:
+        s, e = ranges[0]
+        return ((1 << (e - s)) - 1) << s
+    buf = bytearray(b"0") * total
+    ones = b"1" * total
+    for s, e in ranges:
+        buf[s:e] = ones[: e - s]
+    buf.reverse()
+    return int(buf, 2)
+
+
+def indices_mask(total: int, indices: list[int]) -> int:
+    return ranges_mask(total, [(i, i + 1) for i in indices])

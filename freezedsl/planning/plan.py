@@ -1,0 +1,294 @@
+"""Plan: which parameter ends trainable or frozen, and which statement decided it.
+
+Planning reads the model (through a ModelIndex) and never changes it. Statements run
+in order and the last one that matches a parameter decides it; parameters no
+statement matches keep their current state. ``expect`` statements are checked against
+the final state, wherever they stand in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from freezedsl.errors import SelectionError
+from freezedsl.planning.index import ModelIndex, build_index, iter_bits
+from freezedsl.planning.select import Evaluator
+from freezedsl.syntax import ast
+from freezedsl.syntax.printer import format_selector, format_statement
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    number: int  # 1-based position among the program's statements
+    line: int | None
+    text: str
+    action: str  # freeze | unfreeze | expect
+    matched_tensors: int
+    matched_elements: int
+    decided_tensors: int
+    decided_elements: int
+
+
+@dataclass(frozen=True)
+class ParamDecision:
+    name: str
+    aliases: tuple[str, ...]
+    shape: tuple[int, ...]
+    numel: int
+    dtype: str
+    before: bool  # requires_grad before
+    after: bool  # requires_grad after
+    decided_by: int | None  # StatementResult.number, or None when no statement matched
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass(frozen=True)
+class ExpectResult:
+    number: int
+    line: int | None
+    col: int | None
+    text: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Plan:
+    program: ast.Program
+    model_class: str
+    params: list[ParamDecision]
+    statements: list[StatementResult]
+    expectations: list[ExpectResult]
+    warnings: list[str] = field(default_factory=list)
+    wrapper: str | None = None
+    _objects: list[Any] = field(default_factory=list, repr=False)
+
+    # ------------------------------------------------------------ totals
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.expectations)
+
+    @property
+    def total_elements(self) -> int:
+        return sum(p.numel for p in self.params)
+
+    @property
+    def trainable_elements(self) -> int:
+        return sum(p.numel for p in self.params if p.after)
+
+    @property
+    def trainable_percent(self) -> float:
+        total = self.total_elements
+        return 100.0 * self.trainable_elements / total if total else 0.0
+
+    @property
+    def trainable(self) -> list[str]:
+        return [p.name for p in self.params if p.after]
+
+    @property
+    def frozen(self) -> list[str]:
+        return [p.name for p in self.params if not p.after]
+
+    @property
+    def changed(self) -> list[ParamDecision]:
+        return [p for p in self.params if p.changed]
+
+    def state_of(self, name: str) -> bool:
+        """requires_grad after the plan, looked up by any name of the parameter."""
+        for p in self.params:
+            if name in p.aliases:
+                return p.after
+        raise KeyError(name)
+
+    # ------------------------------------------------------------ output
+    def render(self, *, explain: bool = False, color: bool = False) -> str:
+        from freezedsl.planning.report import render_text
+
+        return render_text(self, explain=explain, color=color)
+
+    def to_dict(self) -> dict[str, Any]:
+        from freezedsl.planning.report import plan_to_dict
+
+        return plan_to_dict(self)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _pct(part: int, total: int) -> float:
+    return 100.0 * part / total if total else 0.0
+
+
+def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None) -> Plan:
+    """Plan ``program`` against ``model`` without changing it."""
+    index = index or build_index(model)
+    ev = Evaluator(index, program.path, program.source)
+    n_tensors = len(index.tensors)
+    names = index.names
+    tensor_of = index.tensor_of
+    numel = [t.numel for t in index.tensors]
+
+    rules: list[tuple[int, ast.Rule, int]] = []  # (statement number, rule, name mask)
+    for number, st in enumerate(program.statements, 1):
+        if isinstance(st, ast.Rule):
+            sel = ev.select(st.selector)
+            if sel.mask == 0 and not _all_optional(st.selector):
+                raise _empty_statement(ev, st.selector, index)
+            rules.append((number, st, sel.mask))
+
+    # Last match wins: walk the rules backwards and give each name to the first
+    # (i.e. last in the file) rule that matches it; each name is decided once.
+    decided_name: list[int] = [0] * len(names)  # statement number, 0 = undecided
+    undecided = index.all_mask
+    matched_counts: dict[int, tuple[int, int]] = {}
+    for number, _rule, mask in reversed(rules):
+        new = mask & undecided
+        if new:
+            for i in iter_bits(new):
+                decided_name[i] = number
+            undecided &= ~new
+        tset = {tensor_of[i] for i in iter_bits(mask)}
+        matched_counts[number] = (len(tset), sum(numel[t] for t in tset))
+
+    rule_of = {number: rule for number, rule, _ in rules}
+    decided_tensor: list[int] = [0] * n_tensors
+    partial_ties: list[str] = []
+    for i, number in enumerate(decided_name):
+        t = tensor_of[i]
+        if number > decided_tensor[t]:
+            decided_tensor[t] = number
+    # A tied tensor is one parameter: it follows the latest statement matching any of
+    # its names. Say so whenever its names were matched differently.
+    alias_idx: dict[int, list[int]] = {}
+    for i, t in enumerate(tensor_of):
+        if len(index.tensors[t].aliases) > 1:
+            alias_idx.setdefault(t, []).append(i)
+    for t, idxs in alias_idx.items():
+        states = {decided_name[i] for i in idxs}
+        if len(states) > 1:
+            info = index.tensors[t]
+            by = ", ".join(
+                f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs
+            )
+            final = rule_of[decided_tensor[t]]
+            partial_ties.append(
+                f"tied parameter {' = '.join(info.aliases)} is one tensor but its names were "
+                f"decided differently ({by}); it follows the last: "
+                f"{'trainable' if final.requires_grad else 'frozen'}"
+            )
+
+    params: list[ParamDecision] = []
+    decided_stats: dict[int, list[int]] = {n: [0, 0] for n, _, _ in rules}
+    for t, info in enumerate(index.tensors):
+        number = decided_tensor[t]
+        after = rule_of[number].requires_grad if number else info.requires_grad
+        if after and not info.can_require_grad:
+            rule = rule_of[number]
+            raise ev.error(
+                f"{info.name} has dtype {info.dtype} and cannot be trainable "
+                f"(only floating-point and complex tensors can require gradients)",
+                rule.span,
+                f"exclude it: unfreeze ... except {info.name}",
+            )
+        if number:
+            decided_stats[number][0] += 1
+            decided_stats[number][1] += info.numel
+        params.append(
+            ParamDecision(
+                name=info.name,
+                aliases=info.aliases,
+                shape=info.shape,
+                numel=info.numel,
+                dtype=info.dtype,
+                before=info.requires_grad,
+                after=after,
+                decided_by=number or None,
+            )
+        )
+
+    statements: list[StatementResult] = []
+    for number, st in enumerate(program.statements, 1):
+        line = st.span.line if st.span else None
+        if isinstance(st, ast.Rule):
+            mt, me = matched_counts[number]
+            dt, de = decided_stats[number]
+            statements.append(StatementResult(number, line, format_statement(st), st.action, mt, me, dt, de))
+        else:
+            statements.append(StatementResult(number, line, format_statement(st), "expect", 0, 0, 0, 0))
+
+    plan = Plan(
+        program=program,
+        model_class=index.model_class,
+        params=params,
+        statements=statements,
+        expectations=[],
+        warnings=partial_ties,
+        wrapper=index.wrapper,
+        _objects=index.objects,
+    )
+    if index.wrapper:
+        plan.warnings.insert(
+            0,
+            f"the model is wrapped in {index.wrapper}; rules were applied to the bare model's names. "
+            "Freeze before wrapping: DDP records which parameters need gradients when it is built",
+        )
+    plan.expectations = [_check_expect(plan, ev, n, st) for n, st in enumerate(program.statements, 1)
+                         if not isinstance(st, ast.Rule)]
+    return plan
+
+
+def _stmt_ref(program: ast.Program, number: int) -> str:
+    if not number:
+        return "no statement"
+    st = program.statements[number - 1]
+    line = st.span.line if st.span else "?"
+    return f"line {line} ({format_statement(st)})"
+
+
+def _all_optional(sel: ast.Selector) -> bool:
+    return all(opt for _atom, opt, excl in ast.atoms(sel) if not excl)
+
+
+def _empty_statement(ev: Evaluator, sel: ast.Selector, index: ModelIndex) -> SelectionError:
+    text = format_selector(sel)
+    if isinstance(sel, ast.Except):
+        return ev.error(
+            f"{text} selects no parameters: 'except' removes everything the rest matches",
+            sel.span,
+            "drop or narrow the 'except' part",
+        )
+    return ev.error(
+        f"{text} selects no parameters (it matches only modules without parameters)",
+        sel.span,
+        "select modules that own parameters, or add '?' to allow no match",
+    )
+
+
+def _check_expect(plan: Plan, ev: Evaluator, number: int, st: ast.Statement) -> ExpectResult:
+    line = st.span.line if st.span else None
+    col = st.span.col if st.span else None
+    text = format_statement(st)
+    if isinstance(st, ast.ExpectShare):
+        total = plan.total_elements
+        part = plan.trainable_elements if st.state == "trainable" else total - plan.trainable_elements
+        pct = _pct(part, total)
+        ok = st.holds(pct)
+        detail = f"{pct:.2f}% {st.state} ({part:,} of {total:,} parameters)"
+        return ExpectResult(number, line, col, text, ok, detail)
+    assert isinstance(st, ast.ExpectSelector)
+    sel = ev.select(st.selector)
+    if sel.mask == 0 and not _all_optional(st.selector):
+        raise _empty_statement(ev, st.selector, ev.index)
+    want = st.state == "trainable"
+    tensors = sorted({ev.index.tensor_of[i] for i in iter_bits(sel.mask)})
+    bad = [plan.params[t].name for t in tensors if plan.params[t].after != want]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        other = "frozen" if want else "trainable"
+        detail = f"{len(bad)} of {len(tensors)} selected tensors are {other}: {shown}"
+        return ExpectResult(number, line, col, text, False, detail)
+    return ExpectResult(number, line, col, text, True, f"all {len(tensors)} selected tensors are {st.state}")

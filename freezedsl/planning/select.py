@@ -1,0 +1,244 @@
+"""Evaluate selectors against a ModelIndex.
+
+Every atom must match something unless it is marked optional (``sel?``): a typo must
+never freeze nothing silently. Errors point at the atom's position and suggest the
+model's real names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from freezedsl.errors import SelectionError, Span
+from freezedsl.planning.index import ModelIndex, Node, indices_mask, ranges_mask
+from freezedsl.syntax import ast
+from freezedsl.syntax.printer import format_path, format_selector
+
+
+@dataclass
+class Selection:
+    mask: int  # bit set over index.names
+    modules: int = 0  # how many modules/parameters the atoms matched (for reports)
+    empty_atoms: list[ast.Selector] = field(default_factory=list)
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@lru_cache(maxsize=512)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join("[^.]*" if ch == "*" else re.escape(ch) for ch in pattern) + r"\Z")
+
+
+class Evaluator:
+    """Evaluates selectors of one program against one index, raising located errors."""
+
+    def __init__(self, index: ModelIndex, path: str | None, source: str | None) -> None:
+        self.index = index
+        self.path = path
+        self.source = source
+        self._lines = source.splitlines() if source else []
+
+    # ----------------------------------------------------------- errors
+    def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
+        line = span.line if span else None
+        col = span.col if span else None
+        src = self._lines[line - 1] if line and 0 < line <= len(self._lines) else None
+        return SelectionError(message, path=self.path, line=line, col=col, source_line=src, hint=hint)
+
+    # ----------------------------------------------------------- evaluation
+    def select(self, sel: ast.Selector, optional: bool = False) -> Selection:
+        if isinstance(sel, ast.Union_):
+            out = Selection(0)
+            for item in sel.items:
+                part = self.select(item, optional)
+                out.mask |= part.mask
+                out.modules += part.modules
+                out.empty_atoms += part.empty_atoms
+            return out
+        if isinstance(sel, ast.Except):
+            base = self.select(sel.base, optional)
+            excl = self.select(sel.excluded, optional)
+            return Selection(base.mask & ~excl.mask, base.modules, base.empty_atoms + excl.empty_atoms)
+        if isinstance(sel, ast.Maybe):
+            return self.select(sel.inner, True)
+        mask, count = self.atom(sel, optional)
+        return Selection(mask, count, [sel] if count == 0 else [])
+
+    def atom(self, sel: ast.Selector, optional: bool) -> tuple[int, int]:
+        idx = self.index
+        if isinstance(sel, ast.All):
+            return idx.all_mask, 1
+        if isinstance(sel, ast.NameRegex):
+            search = _regex(sel.pattern).search
+            hits = [i for i, name in enumerate(idx.names) if search(name)]
+            mask = indices_mask(len(idx.names), hits)
+            if mask == 0 and not optional:
+                raise self.error(
+                    f'name~"{sel.pattern}" matches no parameter name of {idx.model_class}',
+                    sel.span,
+                    self._name_hint(sel.pattern),
+                )
+            return mask, len(hits)
+        if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
+            nodes = [n for n in idx.module_nodes if self._type_matches(sel, n)]
+            if not nodes and not optional:
+                raise self.error(
+                    f"{format_selector(sel)} matches no module of {idx.model_class}",
+                    sel.span,
+                    self._type_hint(sel),
+                )
+            return self._nodes_mask(nodes), len(nodes)
+        if isinstance(sel, ast.Path):
+            nodes = self.path_nodes(sel, optional)
+            return self._nodes_mask(nodes), len(nodes)
+        raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
+
+    def _nodes_mask(self, nodes: list[Node]) -> int:
+        return ranges_mask(len(self.index.names), [(n.start, n.end) for n in nodes if n.end > n.start])
+
+    @staticmethod
+    def _type_matches(sel: ast.TypeName | ast.TypeRegex, node: Node) -> bool:
+        if isinstance(sel, ast.TypeRegex):
+            return bool(node.classes) and _regex(sel.pattern).search(node.classes[0]) is not None
+        if "." in sel.name:
+            return node.qualname == sel.name or node.qualname.endswith("." + sel.name)
+        return sel.name in node.classes
+
+    # ----------------------------------------------------------- paths
+    def path_nodes(self, path: ast.Path, optional: bool) -> list[Node]:
+        cur: list[Node] = [self.index.root]
+        for k, part in enumerate(path.parts):
+            if isinstance(part, ast.Children):
+                continue
+            nxt: list[Node] = []
+            if isinstance(part, ast.Word):
+                for n in cur:
+                    child = n.children.get(part.name)
+                    if child is not None:
+                        nxt.append(child)
+            elif isinstance(part, ast.Glob):
+                rx = _glob(part.pattern)
+                for n in cur:
+                    nxt.extend(c for seg, c in n.children.items() if rx.match(seg))
+            elif isinstance(part, ast.AnySegments):
+                seen: set[int] = set()
+                for n in cur:
+                    for d in n.walk():
+                        if id(d) not in seen:
+                            seen.add(id(d))
+                            nxt.append(d)
+            else:  # Index / Slice over child modules
+                nxt = self._index(path, k, part, cur, optional)
+            if not nxt:
+                if optional:
+                    return []
+                raise self._path_miss(path, k, cur)
+            cur = nxt
+        return cur
+
+    def _index(
+        self, path: ast.Path, k: int, part: ast.Index | ast.Slice, cur: list[Node], optional: bool
+    ) -> list[Node]:
+        out: list[Node] = []
+        params = [n for n in cur if n.is_param]
+        for n in cur:
+            if n.is_param:
+                continue
+            if isinstance(part, ast.Index):
+                if -len(n.modules) <= part.index < len(n.modules):
+                    out.append(n.modules[part.index])
+            else:
+                out.extend(n.modules[slice(part.start, part.stop, part.step)])
+        if out or optional:
+            return out
+        prefix = self._prefix(path, k)
+        where = prefix or idx_root_name(self.index)
+        if params and len(params) == len(cur):
+            raise self.error(
+                f"{prefix} is a parameter, not a module; [...] selects child modules",
+                path.span,
+                f"select the parameter as {prefix} or its module by path",
+            )
+        counts = sorted({len(n.modules) for n in cur if not n.is_param})
+        if counts == [0]:
+            raise self.error(
+                f"{where} has no child modules to index with [{_index_text(part)}]",
+                path.span,
+                "select it by path instead",
+            )
+        have = counts[0] if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        raise self.error(
+            f"{where}[{_index_text(part)}] selects no child module: {where} has {have} child modules",
+            path.span,
+            f"valid indices are 0..{counts[-1] - 1} or -{counts[-1]}..-1",
+        )
+
+    @staticmethod
+    def _prefix(path: ast.Path, k: int) -> str:
+        head = ast.Path(path.parts[:k])
+        return format_path(head) if k else ""
+
+    def _path_miss(self, path: ast.Path, k: int, cur: list[Node]) -> SelectionError:
+        part = path.parts[k]
+        prefix = self._prefix(path, k)
+        shown = format_path(path)
+        candidates = sorted({seg for n in cur for seg in n.children})
+        hint: str | None = None
+        if isinstance(part, ast.Word):
+            close = difflib.get_close_matches(part.name, candidates, n=3, cutoff=0.6)
+            if close:
+                opts = [f"{prefix}.{c}" if prefix else c for c in close]
+                hint = "did you mean " + _or(opts) + "?"
+            elif part.name == "module" and k == 0:
+                hint = "rules use the bare model's names: drop the 'module.' prefix"
+            else:
+                full = [n.path for n in self.index.module_nodes[1:]] + self.index.names
+                close = difflib.get_close_matches(shown, full[:20000], n=3, cutoff=0.6)
+                if close:
+                    hint = "did you mean " + _or(close) + "?"
+        if hint is None and candidates:
+            shown_c = candidates[:8]
+            more = "" if len(candidates) <= 8 else f" (and {len(candidates) - 8} more)"
+            where = f"{prefix} has" if prefix else f"{self.index.model_class} has"
+            hint = f"{where}: {', '.join(shown_c)}{more}"
+        elif hint is None:
+            hint = f"{prefix or self.index.model_class} has no children"
+        hint += f" (or write {shown}? if it may match nothing)"
+        return self.error(f"{shown} matches nothing in {self.index.model_class}", path.span, hint)
+
+    def _name_hint(self, pattern: str) -> str:
+        names = self.index.names
+        close = difflib.get_close_matches(pattern, names[:20000], n=2, cutoff=0.5)
+        sample = close or names[:3]
+        text = "parameter names look like " + ", ".join(sample) if sample else "the model has no parameters"
+        return text + " (add '?' after the selector if it may match nothing)"
+
+    def _type_hint(self, sel: ast.TypeName | ast.TypeRegex) -> str:
+        classes = sorted({n.classes[0] for n in self.index.module_nodes if n.classes})
+        target = sel.name if isinstance(sel, ast.TypeName) else sel.pattern
+        close = difflib.get_close_matches(target.split(".")[-1], classes, n=3, cutoff=0.5)
+        if close:
+            return "did you mean " + _or([f"type={c}" for c in close]) + "?"
+        shown = ", ".join(classes[:8]) + ("" if len(classes) <= 8 else ", ...")
+        return f"module classes in the model: {shown} (add '?' after the selector if it may match nothing)"
+
+
+def idx_root_name(index: ModelIndex) -> str:
+    return f"the root {index.model_class}"
+
+
+def _index_text(part: ast.Index | ast.Slice) -> str:
+    from freezedsl.syntax.printer import format_index
+
+    return format_index(part)
+
+
+def _or(items: list[str]) -> str:
+    items = [f"'{i}'" for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

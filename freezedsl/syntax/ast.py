@@ -1,0 +1,232 @@
+"""The rule-language AST: frozen dataclasses that carry source spans.
+
+Spans never take part in equality, so ``parse(format(p)) == p`` compares meaning and
+comments, not layout. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, Union
+
+from freezedsl.errors import Span
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------- path parts
+
+
+@dataclass(frozen=True)
+class Word:
+    """One literal name segment (``layer4``, ``0``, or a backtick-quoted name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Glob:
+    """One segment with ``*`` wildcards (``*``, ``layer*``, ``*_proj``); never spans a dot."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class AnySegments:
+    """``**``: any number of segments, including none."""
+
+
+@dataclass(frozen=True)
+class Index:
+    """``[i]``: the i-th child module (negative counts from the end)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Slice:
+    """``[a:b:c]`` over child modules, with Python slice semantics."""
+
+    start: int | None
+    stop: int | None
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class Children:
+    """``children`` at the start of a path: the root module's children (``children[0:6]``)."""
+
+
+PathPart = Union[Word, Glob, AnySegments, Index, Slice, Children]
+
+
+# ----------------------------------------------------------------- selectors
+
+
+@dataclass(frozen=True)
+class All:
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Path:
+    parts: tuple[PathPart, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class NameRegex:
+    """``name~"re"``: ``re.search`` on every full parameter name (tied aliases too)."""
+
+    pattern: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class TypeName:
+    """``type=Class``: modules whose class, or a base class, has this name."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class TypeRegex:
+    """``type~"re"``: modules whose class name matches ``re.search``."""
+
+    pattern: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Union_:
+    items: tuple[Selector, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Except:
+    base: Selector
+    excluded: Selector
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Maybe:
+    """``sel?``: ``sel`` may match nothing without an error."""
+
+    inner: Selector
+    span: Span | None = _span()
+
+
+Atom = Union[All, Path, NameRegex, TypeName, TypeRegex]
+Selector = Union[All, Path, NameRegex, TypeName, TypeRegex, Union_, Except, Maybe]
+
+
+# ----------------------------------------------------------------- statements
+
+State = Literal["trainable", "frozen"]
+CompareOp = Literal["between", "<", "<=", ">", ">=", "=="]
+
+
+@dataclass(frozen=True)
+class Trivia:
+    """Comments and blank lines around a statement, kept so ``fmt`` loses nothing."""
+
+    comments: tuple[str, ...] = ()  # own-line comments before the statement
+    trailing: str | None = None  # comment after the statement on its last line
+    blank_before: bool = False  # at least one blank line separated it from what came before
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``freeze SEL`` / ``unfreeze SEL``."""
+
+    action: Literal["freeze", "unfreeze"]
+    selector: Selector
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.action == "unfreeze"
+
+
+@dataclass(frozen=True)
+class ExpectSelector:
+    """``expect trainable SEL`` / ``expect frozen SEL``."""
+
+    state: State
+    selector: Selector
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class ExpectShare:
+    """``expect trainable 1%..10%``: the share of parameter elements in ``state``."""
+
+    state: State
+    op: CompareOp
+    low: Decimal  # the only bound unless op == "between"
+    high: Decimal | None = None
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+    def holds(self, percent: float) -> bool:
+        value = Decimal(repr(percent))
+        if self.op == "between":
+            assert self.high is not None
+            return self.low <= value <= self.high
+        return {
+            "<": value < self.low,
+            "<=": value <= self.low,
+            ">": value > self.low,
+            ">=": value >= self.low,
+            "==": value == self.low,
+        }[self.op]
+
+
+Statement = Union[Rule, ExpectSelector, ExpectShare]
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Statement, ...]
+    trailing_comments: tuple[str, ...] = ()
+    path: str | None = field(default=None, compare=False)
+    source: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Rule))
+
+    @property
+    def expectations(self) -> tuple[ExpectSelector | ExpectShare, ...]:
+        return tuple(s for s in self.statements if not isinstance(s, Rule))
+
+
+def atoms(selector: Selector, optional: bool = False) -> list[tuple[Atom, bool, bool]]:
+    """Every atom of a selector as ``(atom, optional, excluded)``.
+
+    ``excluded`` is True for atoms on the right of an ``except``.
+    """
+    out: list[tuple[Atom, bool, bool]] = []
+
+    def walk(sel: Selector, opt: bool, excl: bool) -> None:
+        if isinstance(sel, Union_):
+            for item in sel.items:
+                walk(item, opt, excl)
+        elif isinstance(sel, Except):
+            walk(sel.base, opt, excl)
+            walk(sel.excluded, opt, not excl)
+        elif isinstance(sel, Maybe):
+            walk(sel.inner, True, excl)
+        else:
+            out.append((sel, opt, excl))
+
+    walk(selector, optional, False)
+    return out
