@@ -56,6 +56,15 @@ class ExpectResult:
     detail: str
 
 
+@dataclass(frozen=True)
+class TieConflict:
+    """A tied tensor whose names were decided by different statements."""
+
+    aliases: tuple[str, ...]
+    deciders: tuple[int | None, ...]  # statement number deciding each alias (None = none)
+    final: bool  # requires_grad the tensor ends with
+
+
 @dataclass
 class Plan:
     program: ast.Program
@@ -65,6 +74,7 @@ class Plan:
     expectations: list[ExpectResult]
     warnings: list[str] = field(default_factory=list)
     wrapper: str | None = None
+    ties: list[TieConflict] = field(default_factory=list)
     _objects: list[Any] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------ totals
@@ -157,6 +167,7 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
     rule_of = {number: rule for number, rule, _ in rules}
     decided_tensor: list[int] = [0] * n_tensors
     partial_ties: list[str] = []
+    ties: list[TieConflict] = []
     for i, number in enumerate(decided_name):
         t = tensor_of[i]
         if number > decided_tensor[t]:
@@ -175,6 +186,13 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
                 f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs
             )
             final = rule_of[decided_tensor[t]]
+            ties.append(
+                TieConflict(
+                    tuple(names[i] for i in idxs),
+                    tuple(decided_name[i] or None for i in idxs),
+                    final.requires_grad,
+                )
+            )
             partial_ties.append(
                 f"tied parameter {' = '.join(info.aliases)} is one tensor but its names were "
                 f"decided differently ({by}); it follows the last: "
@@ -228,6 +246,7 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
         expectations=[],
         warnings=partial_ties,
         wrapper=index.wrapper,
+        ties=ties,
         _objects=index.objects,
     )
     if index.wrapper:

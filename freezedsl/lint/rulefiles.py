@@ -1,0 +1,314 @@
+"""Lint checks for rule files (``.frz``): family FZ0xx/FZ1xx.
+
+Model-free checks run on the AST alone (``freezedsl check`` and ``lint`` without a
+model; no torch). With a model (``lint --model SPEC``) the program is also planned
+against the real architecture. Planning stops at the first selection error, so here
+each statement is evaluated on its own and the faulty ones are set aside; every
+problem in a file is reported in one run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from freezedsl.errors import FreezeError, SelectionError
+from freezedsl.lint.registry import Diagnostic, Rule, Severity, diag, register
+from freezedsl.syntax import ast
+from freezedsl.syntax.parser import parse
+from freezedsl.syntax.printer import format_statement
+
+SYNTAX = register(
+    Rule(
+        code="FZ001",
+        name="rule-syntax-error",
+        severity=Severity.ERROR,
+        summary="The rule file does not parse.",
+        what="Reports a rule file that is not valid freezedsl syntax, at the line and column where parsing stopped.",
+        why="A rule file that does not parse cannot be applied; the training script using it fails at start-up, "
+        "or worse, someone works around it by hand.",
+        example='freeze layer1 unfreeze fc      # two statements on one line without ";"',
+        use_instead="freeze layer1; unfreeze fc",
+    )
+)
+
+UNANCHORED = register(
+    Rule(
+        code="FZ101",
+        name="unanchored-name-regex",
+        severity=Severity.WARNING,
+        summary="A name regex ends with a digit and no boundary, so it also matches sibling names.",
+        what='Flags `name~"..."` patterns whose last element is a digit or a digit class (`1`, `[12]`, `\\d`) '
+        "with nothing after it that ends the name segment (`\\.`, `$`, `\\b`, `(?!\\d)`).",
+        why="`name~\"layer1\"` is a substring test: it also matches `layer10`, `layer11`, ... and "
+        "`blocks.1` also matches `blocks.10`. Models with ten or more blocks get the wrong layers frozen, silently.",
+        example='freeze name~"layer[12]"',
+        use_instead='freeze name~"^layer[12]\\."     # or a path: freeze layer1, layer2',
+    )
+)
+
+NOTHING = register(
+    Rule(
+        code="FZ110",
+        name="selector-matches-nothing",
+        severity=Severity.ERROR,
+        summary="A selector matches nothing in the given model.",
+        what="With `--model`, reports every selector (path, regex, type, slice) that matches no module or "
+        "parameter of the model and is not marked optional with `?`.",
+        why="A typo must never freeze nothing silently: `freeze layr4` would leave layer4 training.",
+        example="freeze layr4",
+        use_instead="freeze layer4        # or `freeze layer4?` when it may legitimately be absent",
+    )
+)
+
+OVERRIDDEN = register(
+    Rule(
+        code="FZ111",
+        name="statement-overridden",
+        severity=Severity.WARNING,
+        summary="A statement decides no parameter: later statements override all of it.",
+        what="With `--model`, reports a freeze/unfreeze statement whose every matched parameter is matched "
+        "again by a later statement, so it has no effect (the last matching statement decides).",
+        why="Dead statements mislead readers about what trains, and usually mean the order is wrong, "
+        "e.g. a new head unfrozen before a later freeze-everything.",
+        example="unfreeze fc\nfreeze all",
+        use_instead="freeze all\nunfreeze fc",
+    )
+)
+
+NOOP_UNFREEZE = register(
+    Rule(
+        code="FZ112",
+        name="unfreeze-of-unfrozen",
+        severity=Severity.WARNING,
+        summary="An unfreeze changes nothing: no earlier statement froze what it selects.",
+        what="With `--model`, reports an `unfreeze` whose parameters are all already trainable at that point "
+        "(nothing earlier froze them and the model does not start with them frozen).",
+        why="It does nothing, which usually means the freeze it was meant to undo is missing or comes later.",
+        example="unfreeze fc\nfreeze layer1",
+        use_instead="freeze all\nunfreeze fc",
+    )
+)
+
+TIED = register(
+    Rule(
+        code="FZ113",
+        name="tied-parameter-split",
+        severity=Severity.WARNING,
+        summary="Names of one tied (shared) tensor are decided by different statements.",
+        what="With `--model`, reports a shared parameter (e.g. a language model's input embedding and output "
+        "head) whose names are matched by different statements, so one of them loses silently.",
+        why="A tied tensor has one requires_grad. `freeze transformer.wte; unfreeze lm_head` trains the "
+        "embedding too, which the author of the first line did not intend.",
+        example="freeze transformer.wte\nunfreeze lm_head        # lm_head.weight is transformer.wte.weight",
+        use_instead="freeze transformer.wte, lm_head   # decide the tied pair together",
+    )
+)
+
+SIBLINGS = register(
+    Rule(
+        code="FZ114",
+        name="regex-matches-inside-segment",
+        severity=Severity.WARNING,
+        summary="A name regex matches in the middle of a name segment of the model.",
+        what="With `--model`, reports a `name~` regex that matches some parameter name only by ending inside a "
+        "segment (`layer1` matching `layer10.0.weight`).",
+        why="That is the substring trap for real: the rule selects sibling layers its author did not mean.",
+        example='freeze name~"blocks.1"        # also blocks.10 ... blocks.19',
+        use_instead='freeze blocks[1]              # or name~"^blocks\\.1\\."',
+    )
+)
+
+EXPECT_FAILS = register(
+    Rule(
+        code="FZ115",
+        name="expectation-fails",
+        severity=Severity.ERROR,
+        summary="An `expect` statement fails on the given model.",
+        what="With `--model`, plans the file against the model and reports each failing `expect`.",
+        why="`apply` would refuse this model; catching it in lint gives the reason before a training job starts.",
+        example="freeze all\nexpect trainable fc",
+        use_instead="freeze all\nunfreeze fc\nexpect trainable fc",
+    )
+)
+
+
+# ------------------------------------------------------------------ model-free checks
+
+_DIGIT_END = re.compile(r"(\d|\[[0-9\-]+\]|\\d)([+*?]|\{\d*,?\d*\})?\)*\Z")
+
+
+def _unanchored(pattern: str) -> bool:
+    return bool(_DIGIT_END.search(pattern))
+
+
+def _name_regexes(program: ast.Program) -> list[ast.NameRegex]:
+    found: list[ast.NameRegex] = []
+    for st in program.statements:
+        sel = getattr(st, "selector", None)
+        if sel is None:
+            continue
+        for atom, _opt, _excl in ast.atoms(sel):
+            if isinstance(atom, ast.NameRegex):
+                found.append(atom)
+    return found
+
+
+def _at(path: str, node: Any) -> dict[str, Any]:
+    span = getattr(node, "span", None)
+    return {"line": span.line if span else None, "col": span.col if span else None}
+
+
+def check_program(program: ast.Program) -> list[Diagnostic]:
+    """Model-free checks (no torch)."""
+    path = program.path or "<rules>"
+    out: list[Diagnostic] = []
+    for atom in _name_regexes(program):
+        if _unanchored(atom.pattern):
+            out.append(
+                diag(
+                    UNANCHORED,
+                    f'name~"{atom.pattern}" can end inside a name segment, so it also matches siblings '
+                    f"such as {_sibling_example(atom.pattern)}; end it with \\. or $, or use a path",
+                    path,
+                    **_at(path, atom),
+                )
+            )
+    return out
+
+
+def _sibling_example(pattern: str) -> str:
+    """A name the pattern also matches: its final digit followed by a 0 (layer1 -> layer10)."""
+    m = _DIGIT_END.search(pattern)
+    if m is None:
+        return "layer10"
+    elem = m.group(1)
+    digit = elem if elem.isdigit() else (elem[1] if elem.startswith("[") else "1")
+    head = re.sub(r"\\(.)", r"\1", pattern[: m.start()]).lstrip("^")
+    return head[-24:] + digit + "0"
+
+
+# ------------------------------------------------------------------ with a model
+
+
+def check_source(path: str, text: str, model: Any | None = None) -> list[Diagnostic]:
+    """All rule-file checks for one file; never raises for bad user input."""
+    try:
+        program = parse(text, path=path)
+    except FreezeError as err:
+        return [diag(SYNTAX, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line or 1, col=err.col or 1)]
+    out = check_program(program)
+    if model is not None:
+        out.extend(check_with_model(program, model))
+    return sorted(out, key=lambda d: (d.line or 0, d.col or 0, d.code))
+
+
+def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
+    from freezedsl.planning.index import build_index, iter_bits
+    from freezedsl.planning.plan import make_plan
+    from freezedsl.planning.select import Evaluator
+
+    path = program.path or "<rules>"
+    index = build_index(model)
+    ev = Evaluator(index, program.path, program.source)
+    out: list[Diagnostic] = []
+    kept: list[ast.Statement] = []
+    masks: dict[int, int] = {}
+    for st in program.statements:
+        sel = getattr(st, "selector", None)
+        if sel is None:
+            kept.append(st)
+            continue
+        problem = None
+        for atom, opt, _excl in ast.atoms(sel):
+            try:
+                ev.select(atom, opt)
+            except SelectionError as err:
+                problem = err
+                out.append(diag(NOTHING, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line, col=err.col))
+        if problem is None:
+            kept.append(st)
+            masks[id(st)] = ev.select(sel).mask
+    reduced = ast.Program(tuple(kept), program.trailing_comments, path=program.path, source=program.source)
+    try:
+        plan = make_plan(reduced, model, index=index)
+    except SelectionError as err:
+        out.append(diag(NOTHING, err.message, path, line=err.line, col=err.col))
+        return out
+
+    # FZ111 / FZ112: walk the rules in order with the running state per tensor.
+    state = [t.requires_grad for t in index.tensors]
+    decided = {r.number: r.decided_tensors for r in plan.statements}
+    for number, st in enumerate(reduced.statements, 1):
+        if not isinstance(st, ast.Rule):
+            continue
+        mask = masks[id(st)]
+        tensors = {index.tensor_of[i] for i in iter_bits(mask)}
+        if tensors and decided.get(number, 0) == 0:
+            out.append(
+                diag(
+                    OVERRIDDEN,
+                    f"'{format_statement(st)}' decides no parameter: later statements match all "
+                    f"{len(tensors)} tensors it selects; move it after them or remove it",
+                    path,
+                    **_at(path, st),
+                )
+            )
+        if st.action == "unfreeze" and tensors and all(state[t] for t in tensors):
+            out.append(
+                diag(
+                    NOOP_UNFREEZE,
+                    f"'{format_statement(st)}' changes nothing: the {len(tensors)} tensors it selects are "
+                    "already trainable here; freeze first (freeze all) or drop it",
+                    path,
+                    **_at(path, st),
+                )
+            )
+        for t in tensors:
+            state[t] = st.requires_grad
+
+    for tie in plan.ties:
+        who = ", ".join(
+            f"{name} by line {_line_of(reduced, n)}" if n else f"{name} by no statement"
+            for name, n in zip(tie.aliases, tie.deciders)
+        )
+        first = next((n for n in tie.deciders if n), None)
+        node = reduced.statements[first - 1] if first else None
+        out.append(
+            diag(
+                TIED,
+                f"tied parameter {' = '.join(tie.aliases)} is one tensor but is decided differently ({who}); "
+                f"it ends {'trainable' if tie.final else 'frozen'}; select all its names in one statement",
+                path,
+                obj=tie.aliases[0],
+                **(_at(path, node) if node else {}),
+            )
+        )
+
+    for atom in _name_regexes(reduced):
+        rx = re.compile(atom.pattern)
+        inside = []
+        for name in index.names:
+            m = rx.search(name)
+            if m and m.end() < len(name) and name[m.end()] != "." and m.end() > 0 and name[m.end() - 1] != ".":
+                inside.append(name)
+        if inside:
+            out.append(
+                diag(
+                    SIBLINGS,
+                    f'name~"{atom.pattern}" matches inside a name segment of {len(inside)} parameters, '
+                    f"e.g. {inside[0]}; anchor it with \\. or $, or use a path",
+                    path,
+                    **_at(path, atom),
+                )
+            )
+
+    for e in plan.expectations:
+        if not e.ok:
+            out.append(diag(EXPECT_FAILS, f"{e.text} fails on {index.model_class}: {e.detail}", path, line=e.line, col=e.col))
+    return out
+
+
+def _line_of(program: ast.Program, number: int) -> str:
+    st = program.statements[number - 1]
+    return str(st.span.line) if st.span else "?"
