@@ -1,15 +1,22 @@
 """Application: the only place that changes a model.
 
-It sets ``requires_grad`` and nothing else: parameter values, buffers, modules and
-hooks are untouched. It is atomic: expectations are checked first, and if setting any
-flag fails (an exception, a KeyboardInterrupt), every flag already set is restored
+It sets ``requires_grad``; with ``freeze stats`` it pins norm layers in eval mode
+(a forward pre-hook, so a later ``model.train()`` cannot restart their running
+statistics), and with ``convert`` it swaps BatchNorm2d for FrozenBatchNorm2d.
+Parameter values and buffers are never changed. It is atomic: expectations are
+checked first, replacement modules are built before anything changes, and if any
+step fails (an exception, a KeyboardInterrupt) every change already made is undone
 before the error propagates.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from freezedsl.errors import ExpectationError, UsageError
 from freezedsl.planning.plan import Plan
+
+STATS_ATTR = "_freezedsl_stats_hook"
 
 
 def check_expectations(plan: Plan) -> None:
@@ -35,8 +42,22 @@ def check_expectations(plan: Plan) -> None:
     raise err
 
 
+def keep_eval(module: Any, args: Any) -> None:
+    """Forward pre-hook of a norm layer whose statistics are frozen.
+
+    A module-level function (not a lambda) so models stay picklable.
+    """
+    if module.training:
+        module.training = False
+
+
+def stats_frozen(module: Any) -> bool:
+    """True when freezedsl pinned this norm layer's running statistics."""
+    return getattr(module, STATS_ATTR, None) is not None
+
+
 def apply_plan(plan: Plan) -> Plan:
-    """Set ``requires_grad`` as planned, all or nothing."""
+    """Carry out a plan, all or nothing."""
     check_expectations(plan)
     objects = plan._objects
     if len(objects) != len(plan.params):
@@ -50,18 +71,113 @@ def apply_plan(plan: Plan) -> Plan:
             )
         if p.before != p.after:
             todo.append((obj, p.after))
-    done: list[tuple[object, bool]] = []
+    replacements = _build_replacements(plan)  # may fail: nothing has changed yet
+    undo: list[Callable[[], None]] = []
     try:
         for obj, want in todo:
             _set(obj, want)
-            done.append((obj, not want))
+            undo.append(_restorer(obj, not want))
+        _apply_stats(plan, undo)
+        for parent, key, new in replacements:
+            old = parent._modules[key]
+            parent._modules[key] = new
+            undo.append(_module_restorer(parent, key, old))
     except BaseException:
-        for obj, old in reversed(done):
-            obj.requires_grad_(old)  # type: ignore[attr-defined]
+        for fn in reversed(undo):
+            fn()
         raise
     return plan
 
 
-def _set(obj: object, want: bool) -> None:
+def _set(obj: Any, want: bool) -> None:
     """One flag change; a separate function so fault-injection tests can patch it."""
-    obj.requires_grad_(want)  # type: ignore[attr-defined]
+    obj.requires_grad_(want)
+
+
+def _restorer(obj: Any, old: bool) -> Callable[[], None]:
+    return lambda: obj.requires_grad_(old)
+
+
+def _module_restorer(parent: Any, key: str, old: Any) -> Callable[[], None]:
+    def restore() -> None:
+        parent._modules[key] = old
+
+    return restore
+
+
+def _apply_stats(plan: Plan, undo: list[Callable[[], None]]) -> None:
+    if not plan.norm_stats:
+        return
+    root_training = bool(plan._modules[0].training) if plan._modules else True
+    for d in plan.norm_stats:
+        module = plan._modules[d.module_index]
+        was_training = bool(module.training)
+        if d.frozen and not stats_frozen(module):
+            handle = module.register_forward_pre_hook(keep_eval)
+            setattr(module, STATS_ATTR, handle.id)
+            module.training = False
+            undo.append(_unhook(module, handle.id, was_training))
+        elif not d.frozen and stats_frozen(module):
+            hook_id = getattr(module, STATS_ATTR)
+            hook = module._forward_pre_hooks.pop(hook_id, None)
+            delattr(module, STATS_ATTR)
+            module.training = root_training
+            undo.append(_rehook(module, hook_id, hook, was_training))
+
+
+def _unhook(module: Any, hook_id: int, was_training: bool) -> Callable[[], None]:
+    def restore() -> None:
+        module._forward_pre_hooks.pop(hook_id, None)
+        if hasattr(module, STATS_ATTR):
+            delattr(module, STATS_ATTR)
+        module.training = was_training
+
+    return restore
+
+
+def _rehook(module: Any, hook_id: int, hook: Any, was_training: bool) -> Callable[[], None]:
+    def restore() -> None:
+        if hook is not None:
+            module._forward_pre_hooks[hook_id] = hook
+        setattr(module, STATS_ATTR, hook_id)
+        module.training = was_training
+
+    return restore
+
+
+def _build_replacements(plan: Plan) -> list[tuple[Any, str, Any]]:
+    """(parent, child name, new module) for every conversion, built before any change."""
+    if not plan.conversions:
+        return []
+    try:
+        from torchvision.ops import FrozenBatchNorm2d
+    except ImportError as exc:  # pragma: no cover - torchvision is an extra
+        raise UsageError(
+            f"convert ... to FrozenBatchNorm2d needs torchvision ({exc}); pip install torchvision"
+        ) from None
+    import torch
+
+    root = plan._modules[0]
+    made: dict[int, Any] = {}
+    out: list[tuple[Any, str, Any]] = []
+    for d in plan.conversions:
+        old = plan._modules[d.module_index]
+        parent = root
+        *head, key = d.path.split(".")
+        for seg in head:
+            parent = parent._modules[seg]
+        new = made.get(id(old))
+        if new is None:
+            ref = old.running_mean
+            new = FrozenBatchNorm2d(old.num_features, eps=old.eps).to(device=ref.device, dtype=ref.dtype)
+            with torch.no_grad():
+                if old.weight is not None:
+                    new.weight.copy_(old.weight.detach())
+                if old.bias is not None:
+                    new.bias.copy_(old.bias.detach())
+                new.running_mean.copy_(old.running_mean)
+                new.running_var.copy_(old.running_var)
+            new.train(old.training)
+            made[id(old)] = new
+        out.append((parent, key, new))
+    return out

@@ -33,6 +33,9 @@ class Node:
     modules: list[Node] = field(default_factory=list)  # submodules in registration order
     classes: tuple[str, ...] = ()  # own class name first, then base classes
     qualname: str = ""
+    mstart: int = 0  # module-index range [mstart, mend) of this module and all below
+    mend: int = 0
+    running_stats: bool = False  # a norm layer that tracks running statistics
 
     @property
     def mask(self) -> int:
@@ -68,7 +71,8 @@ class ModelIndex:
     objects: list[Any]  # the parameter objects, by tensor index (never mutated here)
     model_class: str
     wrapper: str | None  # e.g. "DistributedDataParallel" when the model was unwrapped
-    module_nodes: list[Node]
+    module_nodes: list[Node]  # pre-order; Node.mstart indexes this list
+    module_objects: list[Any]  # the modules, parallel to module_nodes (never mutated here)
 
     @property
     def all_mask(self) -> int:
@@ -131,11 +135,15 @@ def build_index(model: Any) -> ModelIndex:
     objects: list[Any] = []
     by_id: dict[int, int] = {}
     module_nodes: list[Node] = []
+    module_objects: list[Any] = []
 
     def visit(module: Any, path: str, segment: str, depth: int) -> Node:
         classes, qual = _class_names(module)
         node = Node(path, segment, False, classes=classes, qualname=qual)
+        node.mstart = len(module_nodes)
+        node.running_stats = "_NormBase" in classes and getattr(module, "running_mean", None) is not None
         module_nodes.append(node)
+        module_objects.append(module)
         node.start = len(names)
         prefix = f"{path}." if path else ""
         params = _items(getattr(module, "_parameters", None))
@@ -181,11 +189,12 @@ def build_index(model: Any) -> ModelIndex:
             # dict serves both; slices use ``modules`` (registration order).
             node.children[cname] = sub
         node.end = len(names)
+        node.mend = len(module_nodes)
         return node
 
     root = visit(bare, "", "", 0)
     model_class = root.classes[0] if root.classes else type(bare).__name__
-    return ModelIndex(root, names, tensor_of, tensors, objects, model_class, wrapper, module_nodes)
+    return ModelIndex(root, names, tensor_of, tensors, objects, model_class, wrapper, module_nodes, module_objects)
 
 
 def ranges_mask(total: int, ranges: list[tuple[int, int]]) -> int:

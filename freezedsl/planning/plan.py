@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from freezedsl.errors import SelectionError
-from freezedsl.planning.index import ModelIndex, build_index, iter_bits
+from freezedsl.planning.index import ModelIndex, Node, build_index, iter_bits
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
@@ -40,10 +40,23 @@ class ParamDecision:
     before: bool  # requires_grad before
     after: bool  # requires_grad after
     decided_by: int | None  # StatementResult.number, or None when no statement matched
+    lr: ast.Factor | None = None  # from `lr` statements (for freezedsl.param_groups)
+    weight_decay: ast.Factor | None = None
 
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+
+@dataclass(frozen=True)
+class ModuleDecision:
+    """A module that a `freeze stats` / `unfreeze stats` / `convert` statement decided."""
+
+    path: str
+    cls: str
+    module_index: int  # position in the model's pre-order module list
+    frozen: bool  # stats frozen (always True for conversions)
+    decided_by: int
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     wrapper: str | None = None
     ties: list[TieConflict] = field(default_factory=list)
+    norm_stats: list[ModuleDecision] = field(default_factory=list)
+    conversions: list[ModuleDecision] = field(default_factory=list)
+    scheduled: int = 0  # statements that wait for an `at epoch/step` (see freezedsl.Schedule)
     _objects: list[Any] = field(default_factory=list, repr=False)
+    _modules: list[Any] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------ totals
     @property
@@ -143,12 +160,18 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
     numel = [t.numel for t in index.tensors]
 
     rules: list[tuple[int, ast.Rule, int]] = []  # (statement number, rule, name mask)
+    module_stmts: list[tuple[int, ast.StatsRule | ast.Convert, list[int]]] = []
+    hypers: list[tuple[int, str, list[tuple[int, ast.Factor]]]] = []
     for number, st in enumerate(program.statements, 1):
         if isinstance(st, ast.Rule):
             sel = ev.select(st.selector)
             if sel.mask == 0 and not _all_optional(st.selector):
                 raise _empty_statement(ev, st.selector, index)
             rules.append((number, st, sel.mask))
+        elif isinstance(st, (ast.StatsRule, ast.Convert)):
+            module_stmts.append((number, st, _module_targets(ev, st)))
+        elif isinstance(st, (ast.Hyper, ast.HyperDecay)):
+            hypers.append((number, st.name, _hyper_targets(ev, st)))
 
     # Last match wins: walk the rules backwards and give each name to the first
     # (i.e. last in the file) rule that matches it; each name is decided once.
@@ -199,6 +222,19 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
                 f"{'trainable' if final.requires_grad else 'frozen'}"
             )
 
+    hyper_of: dict[str, list[ast.Factor | None]] = {
+        "lr": [None] * n_tensors,
+        "weight_decay": [None] * n_tensors,
+    }
+    hyper_counts: dict[int, tuple[int, int]] = {}
+    for number, hname, targets in hypers:  # in file order: the last match wins
+        touched = set()
+        for i, factor in targets:
+            t = tensor_of[i]
+            hyper_of[hname][t] = factor
+            touched.add(t)
+        hyper_counts[number] = (len(touched), sum(numel[t] for t in touched))
+
     params: list[ParamDecision] = []
     decided_stats: dict[int, list[int]] = {n: [0, 0] for n, _, _ in rules}
     for t, info in enumerate(index.tensors):
@@ -225,18 +261,30 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
                 before=info.requires_grad,
                 after=after,
                 decided_by=number or None,
+                lr=hyper_of["lr"][t],
+                weight_decay=hyper_of["weight_decay"][t],
             )
         )
 
     statements: list[StatementResult] = []
     for number, st in enumerate(program.statements, 1):
         line = st.span.line if st.span else None
+        text = format_statement(st)
         if isinstance(st, ast.Rule):
             mt, me = matched_counts[number]
             dt, de = decided_stats[number]
-            statements.append(StatementResult(number, line, format_statement(st), st.action, mt, me, dt, de))
+            statements.append(StatementResult(number, line, text, st.action, mt, me, dt, de))
+        elif number in hyper_counts:
+            ht, he = hyper_counts[number]
+            statements.append(StatementResult(number, line, text, st.name, ht, he, 0, 0))  # type: ignore[union-attr]
+        elif isinstance(st, (ast.StatsRule, ast.Convert)):
+            count = next(len(m) for n, _s, m in module_stmts if n == number)
+            kind = "convert" if isinstance(st, ast.Convert) else f"{st.action} stats"
+            statements.append(StatementResult(number, line, text, kind, count, 0, 0, 0))
+        elif isinstance(st, ast.Scheduled):
+            statements.append(StatementResult(number, line, text, "scheduled", 0, 0, 0, 0))
         else:
-            statements.append(StatementResult(number, line, format_statement(st), "expect", 0, 0, 0, 0))
+            statements.append(StatementResult(number, line, text, "expect", 0, 0, 0, 0))
 
     plan = Plan(
         program=program,
@@ -247,17 +295,89 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
         warnings=partial_ties,
         wrapper=index.wrapper,
         ties=ties,
+        scheduled=sum(1 for st in program.statements if isinstance(st, ast.Scheduled)),
         _objects=index.objects,
+        _modules=index.module_objects,
     )
+    plan.norm_stats, plan.conversions = _module_decisions(index, module_stmts)
     if index.wrapper:
         plan.warnings.insert(
             0,
             f"the model is wrapped in {index.wrapper}; rules were applied to the bare model's names. "
             "Freeze before wrapping: DDP records which parameters need gradients when it is built",
         )
-    plan.expectations = [_check_expect(plan, ev, n, st) for n, st in enumerate(program.statements, 1)
-                         if not isinstance(st, ast.Rule)]
+    plan.expectations = [
+        _check_expect(plan, ev, n, st)
+        for n, st in enumerate(program.statements, 1)
+        if isinstance(st, (ast.ExpectSelector, ast.ExpectShare))
+    ]
     return plan
+
+
+def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]:
+    """Module indices a stats/convert statement acts on: norm layers in its scope."""
+    sel = ev.select(st.selector)
+    nodes = ev.index.module_nodes
+    if isinstance(st, ast.Convert):
+        found = [
+            i for i in iter_bits(sel.mmask) if nodes[i].classes[:1] == ("BatchNorm2d",) and nodes[i].running_stats
+        ]
+        what = "BatchNorm2d module with running statistics"
+    else:
+        found = [i for i in iter_bits(sel.mmask) if nodes[i].running_stats]
+        what = "norm layer with running statistics (BatchNorm, SyncBatchNorm, InstanceNorm(track_running_stats=True))"
+    if not found and not _all_optional(st.selector):
+        raise ev.error(
+            f"{format_selector(st.selector)} contains no {what}",
+            st.span,
+            "select a scope that holds such layers, or add '?' to allow none",
+        )
+    return found
+
+
+def _hyper_targets(ev: Evaluator, st: ast.Hyper | ast.HyperDecay) -> list[tuple[int, ast.Factor]]:
+    """(name index, factor) pairs of an `lr` / `weight_decay` statement."""
+    sel = ev.select(st.selector)
+    if sel.mask == 0 and not _all_optional(st.selector):
+        raise _empty_statement(ev, st.selector, ev.index)
+    if isinstance(st, ast.Hyper):
+        return [(i, st.factor) for i in iter_bits(sel.mask)]
+    # Layer-wise decay: the outermost selected modules, in model order, are the layers.
+    nodes = ev.index.module_nodes
+    layers: list[Node] = []
+    end = -1
+    for i in iter_bits(sel.mmask):
+        if i >= end and nodes[i].end > nodes[i].start:
+            layers.append(nodes[i])
+            end = nodes[i].mend
+    if not layers:
+        raise ev.error(
+            f"{format_selector(st.selector)} selects no module with parameters to decay over",
+            st.span,
+            "select the blocks, e.g. encoder.layer[:]",
+        )
+    out: list[tuple[int, ast.Factor]] = []
+    n = len(layers)
+    for k, layer in enumerate(layers):
+        factor = ast.Factor(st.factor ** (n - k), True)
+        out.extend((i, factor) for i in range(layer.start, layer.end) if sel.mask >> i & 1)
+    return out
+
+
+def _module_decisions(
+    index: ModelIndex, stmts: list[tuple[int, ast.StatsRule | ast.Convert, list[int]]]
+) -> tuple[list[ModuleDecision], list[ModuleDecision]]:
+    stats: dict[int, ModuleDecision] = {}
+    convert: dict[int, ModuleDecision] = {}
+    for number, st, targets in stmts:
+        for i in targets:
+            node = index.module_nodes[i]
+            cls = node.classes[0] if node.classes else "?"
+            if isinstance(st, ast.Convert):
+                convert[i] = ModuleDecision(node.path, cls, i, True, number)
+            else:
+                stats[i] = ModuleDecision(node.path, cls, i, st.action == "freeze", number)
+    return [stats[i] for i in sorted(stats)], [convert[i] for i in sorted(convert)]
 
 
 def _stmt_ref(program: ast.Program, number: int) -> str:

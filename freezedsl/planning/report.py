@@ -39,6 +39,12 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
             text = r.text if len(r.text) <= width else r.text[: width - 3] + "..."
             matched = f"{r.matched_tensors:,} t / {r.matched_elements:,} p"
             decides = f"{r.decided_tensors:,} t / {r.decided_elements:,} p"
+            if r.action in ("convert", "freeze stats", "unfreeze stats"):
+                matched, decides = f"{r.matched_tensors:,} norm layers", "-"
+            elif r.action in ("lr", "weight_decay"):
+                decides = "-"
+            elif r.action == "scheduled":
+                matched, decides = "later", "-"
             line = "" if r.line is None else str(r.line)
             out.append(f"  {r.number:>3}  {line:>4}  {text:<{width}}  {matched:>24}  {decides:>24}")
         out.append("  (t = tensors, p = parameter elements; a statement decides what no later one matches)")
@@ -62,6 +68,16 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
         f"trainable -> frozen, {len(to_train):,} tensors ({sum(p.numel for p in to_train):,} parameters) "
         "frozen -> trainable"
     )
+    if plan.norm_stats:
+        frozen = [d for d in plan.norm_stats if d.frozen]
+        out.append(
+            f"norm statistics: {len(frozen)} layers frozen (kept in eval mode across model.train()), "
+            f"{len(plan.norm_stats) - len(frozen)} released"
+        )
+    if plan.conversions:
+        out.append(f"conversions: {len(plan.conversions)} BatchNorm2d -> FrozenBatchNorm2d")
+    if plan.scheduled:
+        out.append(f"schedule: {plan.scheduled} statements wait for their epoch/step (freezedsl.Schedule)")
     if plan.expectations:
         out.append("")
         out.append("expectations:")
@@ -125,6 +141,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "after": "trainable" if p.after else "frozen",
                 "changed": p.changed,
                 "decided_by": p.decided_by,
+                "lr": _factor(p.lr),
+                "weight_decay": _factor(p.weight_decay),
             }
             for p in plan.params
         ],
@@ -145,5 +163,18 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             {"number": e.number, "line": e.line, "text": e.text, "ok": e.ok, "detail": e.detail}
             for e in plan.expectations
         ],
+        "norm_stats": [
+            {"module": d.path, "class": d.cls, "frozen": d.frozen, "decided_by": d.decided_by}
+            for d in plan.norm_stats
+        ],
+        "conversions": [{"module": d.path, "class": d.cls, "decided_by": d.decided_by} for d in plan.conversions],
         "warnings": list(plan.warnings),
     }
+
+
+def _factor(f: Any) -> str | None:
+    if f is None:
+        return None
+    from freezedsl.syntax.printer import format_factor
+
+    return format_factor(f)

@@ -13,16 +13,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from freezedsl.errors import SelectionError, Span
-from freezedsl.planning.index import ModelIndex, Node, indices_mask, ranges_mask
+from freezedsl.planning.index import ModelIndex, Node, indices_mask, iter_bits, ranges_mask
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
 
 
 @dataclass
 class Selection:
-    mask: int  # bit set over index.names
+    mask: int  # bit set over index.names (parameters)
+    mmask: int = 0  # bit set over index.module_nodes (modules in scope, recursively)
     modules: int = 0  # how many modules/parameters the atoms matched (for reports)
     empty_atoms: list[ast.Selector] = field(default_factory=list)
+
+    def module_indices(self) -> list[int]:
+        return list(iter_bits(self.mmask))
 
 
 @lru_cache(maxsize=512)
@@ -58,22 +62,29 @@ class Evaluator:
             for item in sel.items:
                 part = self.select(item, optional)
                 out.mask |= part.mask
+                out.mmask |= part.mmask
                 out.modules += part.modules
                 out.empty_atoms += part.empty_atoms
             return out
         if isinstance(sel, ast.Except):
             base = self.select(sel.base, optional)
             excl = self.select(sel.excluded, optional)
-            return Selection(base.mask & ~excl.mask, base.modules, base.empty_atoms + excl.empty_atoms)
+            return Selection(
+                base.mask & ~excl.mask,
+                base.mmask & ~excl.mmask,
+                base.modules,
+                base.empty_atoms + excl.empty_atoms,
+            )
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True)
-        mask, count = self.atom(sel, optional)
-        return Selection(mask, count, [sel] if count == 0 else [])
+        mask, mmask, count = self.atom(sel, optional)
+        return Selection(mask, mmask, count, [sel] if count == 0 else [])
 
-    def atom(self, sel: ast.Selector, optional: bool) -> tuple[int, int]:
+    def atom(self, sel: ast.Selector, optional: bool) -> tuple[int, int, int]:
+        """(parameter mask, module mask, number of things matched) of one atom."""
         idx = self.index
         if isinstance(sel, ast.All):
-            return idx.all_mask, 1
+            return idx.all_mask, (1 << len(idx.module_nodes)) - 1, 1
         if isinstance(sel, ast.NameRegex):
             search = _regex(sel.pattern).search
             hits = [i for i, name in enumerate(idx.names) if search(name)]
@@ -84,7 +95,9 @@ class Evaluator:
                     sel.span,
                     self._name_hint(sel.pattern),
                 )
-            return mask, len(hits)
+            mhits = [i for i, n in enumerate(idx.module_nodes) if n.path and search(n.path)]
+            mmask = self._nodes_mmask([idx.module_nodes[i] for i in mhits])
+            return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
             nodes = [n for n in idx.module_nodes if self._type_matches(sel, n)]
             if not nodes and not optional:
@@ -93,14 +106,18 @@ class Evaluator:
                     sel.span,
                     self._type_hint(sel),
                 )
-            return self._nodes_mask(nodes), len(nodes)
+            return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
         if isinstance(sel, ast.Path):
             nodes = self.path_nodes(sel, optional)
-            return self._nodes_mask(nodes), len(nodes)
+            return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
 
     def _nodes_mask(self, nodes: list[Node]) -> int:
         return ranges_mask(len(self.index.names), [(n.start, n.end) for n in nodes if n.end > n.start])
+
+    def _nodes_mmask(self, nodes: list[Node]) -> int:
+        total = len(self.index.module_nodes)
+        return ranges_mask(total, [(n.mstart, n.mend) for n in nodes if not n.is_param])
 
     @staticmethod
     def _type_matches(sel: ast.TypeName | ast.TypeRegex, node: Node) -> bool:

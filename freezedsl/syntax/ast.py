@@ -190,7 +190,74 @@ class ExpectShare:
         }[self.op]
 
 
-Statement = Union[Rule, ExpectSelector, ExpectShare]
+@dataclass(frozen=True)
+class StatsRule:
+    """``freeze stats SEL`` / ``unfreeze stats SEL``: running statistics of norm layers."""
+
+    action: Literal["freeze", "unfreeze"]
+    selector: Selector
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Convert:
+    """``convert SEL to FrozenBatchNorm2d``: replace BatchNorm2d modules in scope."""
+
+    selector: Selector
+    target: str
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Factor:
+    """``0.1x`` (relative to the base value) or ``3e-4`` (absolute)."""
+
+    value: Decimal
+    relative: bool
+
+    def resolve(self, base: float) -> float:
+        return float(self.value) * base if self.relative else float(self.value)
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """``lr 0.1x SEL`` / ``weight_decay 0 SEL``: optimizer settings for param_groups."""
+
+    name: Literal["lr", "weight_decay"]
+    factor: Factor
+    selector: Selector
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class HyperDecay:
+    """``lr decay 0.75 over encoder.layer[:]``: layer-wise decay of a hyper-parameter."""
+
+    name: Literal["lr", "weight_decay"]
+    factor: Decimal
+    selector: Selector
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+Simple = Union[Rule, ExpectSelector, ExpectShare, StatsRule, Convert, Hyper, HyperDecay]
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """``at epoch 3: STATEMENT``: a statement that joins the program at that time."""
+
+    unit: Literal["epoch", "step"]
+    at: int
+    statement: Simple
+    trivia: Trivia = field(default_factory=Trivia)
+    span: Span | None = _span()
+
+
+Statement = Union[Rule, ExpectSelector, ExpectShare, StatsRule, Convert, Hyper, HyperDecay, Scheduled]
 
 
 @dataclass(frozen=True)
@@ -206,7 +273,11 @@ class Program:
 
     @property
     def expectations(self) -> tuple[ExpectSelector | ExpectShare, ...]:
-        return tuple(s for s in self.statements if not isinstance(s, Rule))
+        return tuple(s for s in self.statements if isinstance(s, (ExpectSelector, ExpectShare)))
+
+    @property
+    def scheduled(self) -> tuple[Scheduled, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Scheduled))
 
 
 def atoms(selector: Selector, optional: bool = False) -> list[tuple[Atom, bool, bool]]:

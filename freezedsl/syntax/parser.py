@@ -129,6 +129,50 @@ class _ToAst(Transformer):  # type: ignore[type-arg]
             )
         return ast.ExpectShare(state, op, low, high, span=_span_of(meta))  # type: ignore[arg-type]
 
+    def freeze_stats(self, meta: Any, items: list[Any]) -> ast.StatsRule:
+        return ast.StatsRule("freeze", items[1], span=_span_of(meta))
+
+    def unfreeze_stats(self, meta: Any, items: list[Any]) -> ast.StatsRule:
+        return ast.StatsRule("unfreeze", items[1], span=_span_of(meta))
+
+    def convert(self, meta: Any, items: list[Any]) -> ast.Convert:
+        target = items[1]
+        if str(target).split(".")[-1] != "FrozenBatchNorm2d":
+            raise _Located(
+                f"cannot convert to {target}; the supported target is FrozenBatchNorm2d",
+                target.line or 1,
+                target.column or 1,
+            )
+        return ast.Convert(items[0], "FrozenBatchNorm2d", span=_span_of(meta))
+
+    @staticmethod
+    def _factor(tok: Token) -> ast.Factor:
+        text = str(tok)
+        relative = text.endswith("x")
+        return ast.Factor(Decimal(text[:-1] if relative else text), relative)
+
+    def hyper_set(self, meta: Any, items: list[Any]) -> ast.Hyper:
+        return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(meta))  # type: ignore[arg-type]
+
+    def hyper_decay(self, meta: Any, items: list[Any]) -> ast.HyperDecay:
+        tok = items[1]
+        factor = self._factor(tok)
+        if factor.relative or not (0 < factor.value <= 1):
+            raise _Located(
+                f"decay factor {tok} must be a plain number in (0, 1], e.g. 0.75",
+                tok.line or 1,
+                tok.column or 1,
+            )
+        return ast.HyperDecay(str(items[0]), factor.value, items[2], span=_span_of(meta))  # type: ignore[arg-type]
+
+    def scheduled(self, meta: Any, items: list[Any]) -> ast.Scheduled:
+        unit, at, inner = str(items[0]), items[1], items[2]
+        if int(str(at)) < 0 or str(at).startswith("+"):
+            raise _Located(f"{unit} {at} is not a count; write a number such as {unit} 3", at.line or 1, at.column or 1)
+        if isinstance(inner, ast.Scheduled):  # pragma: no cover - grammar forbids
+            raise _Located("'at' cannot be nested", at.line or 1, at.column or 1)
+        return ast.Scheduled(unit, int(str(at)), inner, span=_span_of(meta))  # type: ignore[arg-type]
+
     # ---- ranges: (op, low, high, first token)
     @staticmethod
     def _pct(tok: Token) -> Decimal:
@@ -268,7 +312,7 @@ def _attach_trivia(
 # --------------------------------------------------------------- errors
 
 _SELECTOR_START = {"ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR"}
-_STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT"}
+_STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT", "CONVERT", "HYPER", "AT"}
 _END_OF_SELECTOR = {"SEMICOLON", "_NL", "$END", "COMMA", "EXCEPT", "QMARK"}
 
 _FOUND = {
@@ -280,10 +324,17 @@ _FOUND = {
 def _describe_expected(expected: set[str]) -> str:
     parts: list[str] = []
     exp = set(expected)
+    if exp & _STATEMENT_START and "AT" not in exp:
+        return "a statement after 'at ...:' (freeze, unfreeze, expect, convert, lr or weight_decay; 'at' does not nest)"
     if exp & _STATEMENT_START and exp <= _STATEMENT_START | {"SEMICOLON", "_NL", "$END"}:
-        return "a statement: freeze, unfreeze or expect"
+        return "a statement: freeze, unfreeze, expect, convert, lr, weight_decay or at"
     if "STATE" in exp:
         return "'trainable' or 'frozen' after 'expect'"
+    if "UNIT" in exp:
+        return "'epoch' or 'step' after 'at'"
+    if "FACTOR" in exp:
+        extra = " or 'decay'" if "DECAY" in exp else ""
+        return f"a factor such as 0.1x (times the base value) or 3e-4 (absolute){extra}"
     if exp & _SELECTOR_START:
         if "PERCENT" in exp:
             parts.append("a selector or a share such as 1%..10% or <= 5%")
@@ -293,6 +344,8 @@ def _describe_expected(expected: set[str]) -> str:
                 'name~"regex" or type=BatchNorm2d)'
             )
         exp -= _SELECTOR_START | {"PERCENT", "COMPARE", "_NL"}
+    if exp == {"INT"}:
+        return "a whole number"
     if exp & {"INT", "COLON"}:
         parts.append("an index or slice such as [0], [-1] or [0:6]")
         exp -= {"INT", "COLON", "RSQB"}
@@ -308,7 +361,16 @@ def _describe_expected(expected: set[str]) -> str:
     if exp & _END_OF_SELECTOR:
         parts.append("';' or a new line to end the statement")
         exp -= _END_OF_SELECTOR | {"DOT", "LSQB", "RPAR"}
-    simple = {"RSQB": "']'", "RPAR": "')'", "DOT": "'.'", "LSQB": "'['", "__ANON_0": "'..'", "COLON": "':'"}
+    simple = {
+        "RSQB": "']'",
+        "RPAR": "')'",
+        "DOT": "'.'",
+        "LSQB": "'['",
+        "__ANON_0": "'..'",
+        "COLON": "':'",
+        "TO": "'to'",
+        "OVER": "'over'",
+    }
     for name in sorted(exp):
         if name in simple and simple[name] not in parts:
             parts.append(simple[name])

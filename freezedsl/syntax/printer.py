@@ -46,6 +46,16 @@ def format_statement(st: ast.Statement) -> str:
         return f"expect {st.state} {format_selector(st.selector)}"
     if isinstance(st, ast.ExpectShare):
         return f"expect {st.state} {format_share(st)}"
+    if isinstance(st, ast.StatsRule):
+        return f"{st.action} stats {format_selector(st.selector)}"
+    if isinstance(st, ast.Convert):
+        return f"convert {format_selector(st.selector)} to {st.target}"
+    if isinstance(st, ast.Hyper):
+        return f"{st.name} {format_factor(st.factor)} {format_selector(st.selector)}"
+    if isinstance(st, ast.HyperDecay):
+        return f"{st.name} decay {_num(st.factor)} over {format_selector(st.selector)}"
+    if isinstance(st, ast.Scheduled):
+        return f"at {st.unit} {st.at}: {format_statement(st.statement)}"
     raise TypeError(f"not a statement: {st!r}")
 
 
@@ -56,6 +66,10 @@ def format_share(st: ast.ExpectShare) -> str:
     if st.op == "==":
         return f"{_num(st.low)}%"
     return f"{st.op} {_num(st.low)}%"
+
+
+def format_factor(factor: ast.Factor) -> str:
+    return _num(factor.value) + ("x" if factor.relative else "")
 
 
 def _num(value: Decimal) -> str:
