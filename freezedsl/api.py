@@ -47,6 +47,48 @@ class Rules:
     def format(self) -> str:
         return format_program(self.program)
 
+    @property
+    def schedule_unit(self) -> str | None:
+        """'epoch' or 'step' when the program has `at` statements, else None."""
+        units = {st.unit for st in self.program.scheduled}
+        if len(units) > 1:
+            from freezedsl.errors import RuleSyntaxError
+
+            st = next(s for s in self.program.scheduled if s.unit == "step")
+            raise RuleSyntaxError(
+                "a rule file schedules by epoch or by step, not both; use one unit for every 'at'",
+                path=self.path,
+                line=st.span.line if st.span else None,
+                col=st.span.col if st.span else None,
+            )
+        return units.pop() if units else None
+
+    def at(self, epoch: int | None = None, step: int | None = None) -> Rules:
+        """The program in force at ``epoch`` (or ``step``): statements without `at`, then
+        every `at` statement whose time has come, in time order (file order for ties).
+
+        The result depends only on the time, so a resumed run lands in the right phase.
+        """
+        unit = self.schedule_unit
+        now = epoch if unit == "epoch" else step
+        base = [st for st in self.program.statements if not isinstance(st, ast.Scheduled)]
+        due: list[tuple[int, int, ast.Statement]] = []
+        if unit is not None and now is not None:
+            for pos, st in enumerate(self.program.scheduled):
+                if st.at <= now:
+                    due.append((st.at, pos, st.statement))
+        due.sort(key=lambda item: (item[0], item[1]))
+        program = ast.Program(
+            tuple(base) + tuple(st for _, _, st in due),
+            path=self.program.path,
+            source=self.program.source,
+        )
+        return Rules(program)
+
+    def phases(self) -> list[int]:
+        """The distinct times (epochs or steps) at which a scheduled statement starts."""
+        return sorted({st.at for st in self.program.scheduled})
+
     def __repr__(self) -> str:
         where = self.path or "<string>"
         return f"<freezedsl.Rules {where}: {len(self.program.statements)} statements>"

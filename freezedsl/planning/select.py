@@ -7,10 +7,15 @@ model's real names.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 import re
+import signal
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Iterator
 
 from freezedsl.errors import SelectionError, Span
 from freezedsl.planning.index import ModelIndex, Node, indices_mask, iter_bits, ranges_mask
@@ -27,6 +32,51 @@ class Selection:
 
     def module_indices(self) -> list[int]:
         return list(iter_bits(self.mmask))
+
+
+REGEX_BUDGET_ENV = "FREEZEDSL_REGEX_TIMEOUT"
+DEFAULT_REGEX_BUDGET = 2.0  # seconds for one regex against every name of a model
+
+
+class _RegexTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def regex_budget(seconds: float) -> Iterator[None]:
+    """Bound the time of regex matching with SIGALRM (main thread, POSIX only).
+
+    Python's regex engine checks for signals while it backtracks, so a pathological
+    pattern is interrupted instead of stalling apply; elsewhere this is a no-op and the
+    parse-time ban on nested repetition is the only guard.
+    """
+    usable = (
+        seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _RegexTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _budget() -> float:
+    try:
+        return float(os.environ.get(REGEX_BUDGET_ENV, DEFAULT_REGEX_BUDGET))
+    except ValueError:
+        return DEFAULT_REGEX_BUDGET
 
 
 @lru_cache(maxsize=512)
@@ -87,7 +137,17 @@ class Evaluator:
             return idx.all_mask, (1 << len(idx.module_nodes)) - 1, 1
         if isinstance(sel, ast.NameRegex):
             search = _regex(sel.pattern).search
-            hits = [i for i, name in enumerate(idx.names) if search(name)]
+            budget = _budget()
+            try:
+                with regex_budget(budget):
+                    hits = [i for i, name in enumerate(idx.names) if search(name)]
+                    mhits = [i for i, n in enumerate(idx.module_nodes) if n.path and search(n.path)]
+            except _RegexTimeout:
+                raise self.error(
+                    f'name~"{sel.pattern}" took more than {budget:g} s to match the names of {idx.model_class}',
+                    sel.span,
+                    f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
+                ) from None
             mask = indices_mask(len(idx.names), hits)
             if mask == 0 and not optional:
                 raise self.error(
@@ -95,7 +155,6 @@ class Evaluator:
                     sel.span,
                     self._name_hint(sel.pattern),
                 )
-            mhits = [i for i, n in enumerate(idx.module_nodes) if n.path and search(n.path)]
             mmask = self._nodes_mmask([idx.module_nodes[i] for i in mhits])
             return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):

@@ -76,6 +76,47 @@ class _Located(Exception):
         self.message, self.line, self.col = message, line, col
 
 
+def _nested_repeat(pattern: str) -> bool:
+    """True for unbounded repetition inside unbounded repetition, e.g. ``(a+)+``.
+
+    Such patterns backtrack exponentially on names that almost match; rejecting them
+    up front keeps plan time bounded (see also the run-time budget in planning).
+    """
+    try:
+        import re._parser as sre_parse  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[no-redef]
+
+    try:
+        tree = sre_parse.parse(pattern)
+    except Exception:  # pragma: no cover - compile() already accepted it
+        return False
+    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
+    maxrepeat = sre_parse.MAXREPEAT
+
+    def walk(items: Any, inside: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                lo, hi, sub = arg
+                unbounded = hi == maxrepeat or hi > 100
+                if unbounded and inside:
+                    return True
+                if walk(sub, inside or unbounded):
+                    return True
+            elif op == sre_parse.SUBPATTERN:
+                if walk(arg[-1], inside):
+                    return True
+            elif op == sre_parse.BRANCH:
+                if any(walk(b, inside) for b in arg[1]):
+                    return True
+            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                if walk(arg[1], inside):
+                    return True
+        return False
+
+    return walk(tree, False)
+
+
 def _check_regex(tok: Token) -> str:
     pattern = unquote(str(tok))
     try:
@@ -89,6 +130,14 @@ def _check_regex(tok: Token) -> str:
             tok.line or 1,
             col,
         ) from None
+    if _nested_repeat(pattern):
+        raise _Located(
+            f"regular expression {str(tok)} nests repetition (like (a+)+), which can take exponential "
+            "time on names that almost match; write it without nested repetition (for any number of "
+            "path segments use a path with **)",
+            tok.line or 1,
+            (tok.column or 1) + 1,
+        )
     return pattern
 
 
