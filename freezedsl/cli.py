@@ -12,7 +12,8 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -249,7 +250,7 @@ def _read(path: str) -> str:
     from freezedsl.syntax.parser import read_rules
 
     if path == "-":
-        return click.get_text_stream("stdin").read()
+        return sys.stdin.read()
     return read_rules(path)
 
 

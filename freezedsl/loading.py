@@ -22,8 +22,6 @@ import json
 import os
 import pickle
 import re
-import secrets
-import stat
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +32,7 @@ import torch
 from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
+from freezedsl.fsutil import atomic_write
 
 __all__ = [
     "MANIFEST_KEY",
@@ -649,80 +648,6 @@ def _load_torchscript(path: str, map_location: str, apply_manifest: bool) -> Loa
 
 
 # ---------------------------------------------------------------------------- saving
-
-
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> None:
-    """Write via a temp file in the same directory, fsync, then ``os.replace``.
-
-    Readers see the old file or the complete new one, never a torn write; on any
-    exception (KeyboardInterrupt included) the temp file is removed and the old file is
-    untouched. OS errors become one-line :class:`ModelLoadError`; the writer's own
-    exceptions propagate unchanged.
-    """
-    shown = os.fspath(path)
-    target = os.path.realpath(shown)  # write through a symlink, not over it
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise ModelLoadError(f"cannot write {shown}: it is a directory; pass a file path")
-    if not os.path.isdir(directory):
-        raise ModelLoadError(
-            f"cannot write {shown}: directory {os.path.dirname(shown) or '.'} does not "
-            "exist; create it first"
-        )
-    try:
-        old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        old_mode = None
-    tmp, fd = _create_temp(shown, directory, os.path.basename(target))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if old_mode is not None:
-            os.chmod(tmp, old_mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ModelLoadError(
-                f"cannot write {shown}: {exc.strerror or _one_line(exc)}"
-            ) from None
-        raise
-    _fsync_dir(directory)
-
-
-def _create_temp(shown: str, directory: str, base: str) -> tuple[str, int]:
-    # os.open with mode 0o666 lets the umask decide permissions, as for a plain open();
-    # tempfile.mkstemp would make every saved model private (0600).
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-        except PermissionError:
-            raise ModelLoadError(
-                f"cannot write {shown}: directory {os.path.dirname(shown) or '.'} is not "
-                "writable (permission denied)"
-            ) from None
-        except OSError as exc:
-            raise ModelLoadError(
-                f"cannot write {shown}: {exc.strerror or _one_line(exc)}"
-            ) from None
-    raise ModelLoadError(f"cannot write {shown}: could not create a temporary file")
-
-
-def _fsync_dir(directory: str) -> None:
-    """Persist the rename itself (best effort; not every platform allows it)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _plain(manifest: dict[str, Any], out: str) -> dict[str, Any]:

@@ -10,8 +10,9 @@ a selection is then a Python int used as a bit set over names, so unions and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 WRAPPER_ATTRS = {
     "DistributedDataParallel": "module",
@@ -123,7 +124,7 @@ def _items(container: Any) -> list[tuple[str, Any]]:
     try:
         return list(container.items())
     except AttributeError:  # pragma: no cover - exotic containers
-        return [(k, container[k]) for k in container.keys()]
+        return [(k, container[k]) for k in container]
 
 
 def build_index(model: Any) -> ModelIndex:

@@ -193,8 +193,7 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
     ties: list[TieConflict] = []
     for i, number in enumerate(decided_name):
         t = tensor_of[i]
-        if number > decided_tensor[t]:
-            decided_tensor[t] = number
+        decided_tensor[t] = max(decided_tensor[t], number)
     # A tied tensor is one parameter: it follows the latest statement matching any of
     # its names. Say so whenever its names were matched differently.
     alias_idx: dict[int, list[int]] = {}

@@ -13,9 +13,9 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator
 
 from freezedsl.errors import SelectionError, Span
 from freezedsl.planning.index import ModelIndex, Node, indices_mask, iter_bits, ranges_mask

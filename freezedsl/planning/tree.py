@@ -36,7 +36,7 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
 
     colours = {"trainable": "green", "frozen": "blue"}
     lines: list[str] = []
-    state, total, train = _state(index, index.root)
+    state, total, _train = _state(index, index.root)
     head = f"{index.model_class}  {total:,} params"
     if index.wrapper:
         head += f"  (inside {index.wrapper})"

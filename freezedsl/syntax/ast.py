@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, Union
+from typing import Literal
 
 from freezedsl.errors import Span
 
 
 def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
+    return field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # ----------------------------------------------------------------- path parts
@@ -60,7 +60,7 @@ class Children:
     """``children`` at the start of a path: the root module's children (``children[0:6]``)."""
 
 
-PathPart = Union[Word, Glob, AnySegments, Index, Slice, Children]
+PathPart = Word | Glob | AnySegments | Index | Slice | Children
 
 
 # ----------------------------------------------------------------- selectors
@@ -122,8 +122,8 @@ class Maybe:
     span: Span | None = _span()
 
 
-Atom = Union[All, Path, NameRegex, TypeName, TypeRegex]
-Selector = Union[All, Path, NameRegex, TypeName, TypeRegex, Union_, Except, Maybe]
+Atom = All | Path | NameRegex | TypeName | TypeRegex
+Selector = All | Path | NameRegex | TypeName | TypeRegex | Union_ | Except | Maybe
 
 
 # ----------------------------------------------------------------- statements
@@ -243,7 +243,7 @@ class HyperDecay:
     span: Span | None = _span()
 
 
-Simple = Union[Rule, ExpectSelector, ExpectShare, StatsRule, Convert, Hyper, HyperDecay]
+Simple = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ class Scheduled:
     span: Span | None = _span()
 
 
-Statement = Union[Rule, ExpectSelector, ExpectShare, StatsRule, Convert, Hyper, HyperDecay, Scheduled]
+Statement = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay | Scheduled
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sre_constants
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path as FsPath
@@ -83,13 +82,13 @@ def _nested_repeat(pattern: str) -> bool:
     up front keeps plan time bounded (see also the run-time budget in planning).
     """
     try:
-        import re._parser as sre_parse  # type: ignore[import-not-found]
+        import re._parser as sre_parse
     except ImportError:  # pragma: no cover - Python < 3.11
-        import sre_parse  # type: ignore[no-redef]
+        import sre_parse
 
     try:
         tree = sre_parse.parse(pattern)
-    except Exception:  # pragma: no cover - compile() already accepted it
+    except Exception:  # noqa: BLE001  # pragma: no cover - compile() already accepted it
         return False
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
     maxrepeat = sre_parse.MAXREPEAT
@@ -97,7 +96,7 @@ def _nested_repeat(pattern: str) -> bool:
     def walk(items: Any, inside: bool) -> bool:
         for op, arg in items:
             if op in repeats:
-                lo, hi, sub = arg
+                _lo, hi, sub = arg
                 unbounded = hi == maxrepeat or hi > 100
                 if unbounded and inside:
                     return True
@@ -109,9 +108,8 @@ def _nested_repeat(pattern: str) -> bool:
             elif op == sre_parse.BRANCH:
                 if any(walk(b, inside) for b in arg[1]):
                     return True
-            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-                if walk(arg[1], inside):
-                    return True
+            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT) and walk(arg[1], inside):
+                return True
         return False
 
     return walk(tree, False)
@@ -121,18 +119,18 @@ def _check_regex(tok: Token) -> str:
     pattern = unquote(str(tok))
     try:
         re.compile(pattern)
-    except (re.error, sre_constants.error, RecursionError, OverflowError) as exc:
+    except (re.error, RecursionError, OverflowError) as exc:
         pos = getattr(exc, "pos", None)
         col = (tok.column or 1) + 1 + (pos or 0)
         detail = getattr(exc, "msg", str(exc))
         raise _Located(
-            f"invalid regular expression {str(tok)}: {detail}; write a Python regex such as \"^layer[12]\\.\"",
+            f"invalid regular expression {tok!s}: {detail}; write a Python regex such as \"^layer[12]\\.\"",
             tok.line or 1,
             col,
         ) from None
     if _nested_repeat(pattern):
         raise _Located(
-            f"regular expression {str(tok)} nests repetition (like (a+)+), which can take exponential "
+            f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
             "time on names that almost match; write it without nested repetition (for any number of "
             "path segments use a path with **)",
             tok.line or 1,
@@ -146,7 +144,7 @@ def _int(tok: Token | None) -> int | None:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):  # type: ignore[type-arg]
+class _ToAst(Transformer):
     # ---- statements
     def start(self, meta: Any, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]
@@ -315,7 +313,7 @@ def _attach_trivia(
     leading: list[list[str]] = [[] for _ in statements]
     trailing: list[str | None] = [None] * len(statements)
     first_line: list[int] = []
-    end_of = {}
+    end_of: dict[int, int] = {}
     for i, st in enumerate(statements):
         assert st.span is not None
         first_line.append(st.span.line)
@@ -327,7 +325,7 @@ def _attach_trivia(
     for tok in comments:
         text = str(tok).rstrip()
         line = tok.line or 1
-        if line in end_of and (statements[end_of[line]].span.end_col <= (tok.column or 0)):  # type: ignore[union-attr]
+        if line in end_of and (statements[end_of[line]].span.end_col <= (tok.column or 0)):  # type: ignore[union-attr,unused-ignore]
             i = end_of[line]
             trailing[i] = text if trailing[i] is None else f"{trailing[i]} {text[1:].lstrip()}"
             continue
@@ -431,7 +429,7 @@ def _describe_expected(expected: set[str]) -> str:
 def _found_token(tok: Token) -> str:
     if tok.type in _FOUND:
         return _FOUND[tok.type]
-    return f"'{str(tok)}'"
+    return f"'{tok!s}'"
 
 
 def _source_line(source: str, line: int) -> str | None:
@@ -448,7 +446,7 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
         tok = exc.token
         expected = _describe_expected(set(exc.expected))
         line = tok.line if tok.type != "$END" else len(source.splitlines()) or 1
-        col = tok.column if tok.type != "$END" else len((_source_line(source, line) or "")) + 1
+        col = tok.column if tok.type != "$END" else len(_source_line(source, line) or "") + 1
         if tok.type == "_NL":  # point at the end of the line, not the next one
             line, col = tok.line or 1, tok.column or 1
         hint = ""
@@ -456,7 +454,8 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
             hint = " (a quoted string only follows name~ or type~; quote module names with backticks: `my-name`)"
         return _error(source, path, f"expected {expected}, found {_found_token(tok)}{hint}", line or 1, col or 1)
     if isinstance(exc, UnexpectedCharacters):
-        ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else ""
+        pos = exc.pos_in_stream or 0
+        ch = source[pos] if pos < len(source) else ""
         expected = _describe_expected(set(exc.allowed or ()))
         shown = repr(ch)[1:-1] if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"U+{ord(ch):04X}"
         hint = ""
