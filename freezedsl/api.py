@@ -99,7 +99,7 @@ def load(path: str | os.PathLike[str]) -> Rules:
     return Rules(parse_file(path))
 
 
-def compile(text: str, path: str | None = None) -> Rules:  # noqa: A001 - mirrors re.compile
+def compile(text: str, path: str | None = None) -> Rules:
     """Compile rule text (``"freeze all; unfreeze fc"``)."""
     return Rules(parse(text, path=path))
 
@@ -134,6 +134,6 @@ def apply(model: Any, rules: RulesLike) -> Any:
     return rules_from(rules).apply(model)
 
 
-def format(text: str) -> str:  # noqa: A001
+def format(text: str) -> str:
     """The canonical form of rule text."""
     return format_program(parse(text))

@@ -11,7 +11,8 @@ before the error propagates.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from freezedsl.errors import ExpectationError, UsageError
 from freezedsl.planning.plan import Plan

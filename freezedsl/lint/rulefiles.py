@@ -40,7 +40,7 @@ UNANCHORED = register(
         summary="A name regex ends with a digit and no boundary, so it also matches sibling names.",
         what='Flags `name~"..."` patterns whose last element is a digit or a digit class (`1`, `[12]`, `\\d`) '
         "with nothing after it that ends the name segment (`\\.`, `$`, `\\b`, `(?!\\d)`).",
-        why="`name~\"layer1\"` is a substring test: it also matches `layer10`, `layer11`, ... and "
+        why='`name~"layer1"` is a substring test: it also matches `layer10`, `layer11`, ... and '
         "`blocks.1` also matches `blocks.10`. Models with ten or more blocks get the wrong layers frozen, silently.",
         example='freeze name~"layer[12]"',
         use_instead='freeze name~"^layer[12]\\."     # or a path: freeze layer1, layer2',
@@ -196,7 +196,15 @@ def check_source(path: str, text: str, model: Any | None = None) -> list[Diagnos
     try:
         program = parse(text, path=path)
     except FreezeError as err:
-        return [diag(SYNTAX, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line or 1, col=err.col or 1)]
+        return [
+            diag(
+                SYNTAX,
+                err.message + (f"; {err.hint}" if err.hint else ""),
+                path,
+                line=err.line or 1,
+                col=err.col or 1,
+            )
+        ]
     out = check_program(program)
     if model is not None:
         out.extend(check_with_model(program, model))
@@ -225,11 +233,21 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
                 ev.select(atom, opt)
             except SelectionError as err:
                 problem = err
-                out.append(diag(NOTHING, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line, col=err.col))
+                out.append(
+                    diag(
+                        NOTHING,
+                        err.message + (f"; {err.hint}" if err.hint else ""),
+                        path,
+                        line=err.line,
+                        col=err.col,
+                    )
+                )
         if problem is None:
             kept.append(st)
             masks[id(st)] = ev.select(sel).mask
-    reduced = ast.Program(tuple(kept), program.trailing_comments, path=program.path, source=program.source)
+    reduced = ast.Program(
+        tuple(kept), program.trailing_comments, path=program.path, source=program.source
+    )
     try:
         plan = make_plan(reduced, model, index=index)
     except SelectionError as err:
@@ -290,7 +308,13 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
         inside = []
         for name in index.names:
             m = rx.search(name)
-            if m and m.end() < len(name) and name[m.end()] != "." and m.end() > 0 and name[m.end() - 1] != ".":
+            if (
+                m
+                and m.end() < len(name)
+                and name[m.end()] != "."
+                and m.end() > 0
+                and name[m.end() - 1] != "."
+            ):
                 inside.append(name)
         if inside:
             out.append(
@@ -305,7 +329,15 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
 
     for e in plan.expectations:
         if not e.ok:
-            out.append(diag(EXPECT_FAILS, f"{e.text} fails on {index.model_class}: {e.detail}", path, line=e.line, col=e.col))
+            out.append(
+                diag(
+                    EXPECT_FAILS,
+                    f"{e.text} fails on {index.model_class}: {e.detail}",
+                    path,
+                    line=e.line,
+                    col=e.col,
+                )
+            )
     return out
 
 
