@@ -165,11 +165,25 @@ class Evaluator:
                     sel.span,
                     self._type_hint(sel),
                 )
+            self._require_params(sel, nodes, optional)
             return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
         if isinstance(sel, ast.Path):
             nodes = self.path_nodes(sel, optional)
+            self._require_params(sel, nodes, optional)
             return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
+
+    def _require_params(self, sel: ast.Selector, nodes: list[Node], optional: bool) -> None:
+        """An atom that matches only parameter-less modules is as suspicious as a typo."""
+        if optional or not nodes or any(n.end > n.start for n in nodes):
+            return
+        kinds = sorted({n.classes[0] for n in nodes if n.classes})
+        what = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
+        raise self.error(
+            f"{format_selector(sel)} matches only modules without parameters ({what}) in {self.index.model_class}",
+            sel.span,
+            f"select modules that own parameters, or write {format_selector(sel)}? to allow this",
+        )
 
     def _nodes_mask(self, nodes: list[Node]) -> int:
         return ranges_mask(len(self.index.names), [(n.start, n.end) for n in nodes if n.end > n.start])
@@ -264,7 +278,8 @@ class Evaluator:
         part = path.parts[k]
         prefix = self._prefix(path, k)
         shown = format_path(path)
-        candidates = sorted({seg for n in cur for seg in n.children})
+        concrete = all(isinstance(p, (ast.Word, ast.Index, ast.Slice, ast.Children)) for p in path.parts[:k])
+        candidates = sorted({seg for n in cur for seg, c in n.children.items() if concrete or not c.is_param})
         hint: str | None = None
         if isinstance(part, ast.Word):
             close = difflib.get_close_matches(part.name, candidates, n=3, cutoff=0.6)
@@ -278,7 +293,10 @@ class Evaluator:
                 close = difflib.get_close_matches(shown, full[:20000], n=3, cutoff=0.6)
                 if close:
                     hint = "did you mean " + _or(close) + "?"
-        if hint is None and candidates:
+        if hint is None and candidates and not concrete:
+            where = "at any depth" if prefix == "**" else f"below {prefix}"
+            hint = f"nothing named '{format_path(ast.Path((part,)))}' {where}"
+        elif hint is None and candidates:
             shown_c = candidates[:8]
             more = "" if len(candidates) <= 8 else f" (and {len(candidates) - 8} more)"
             where = f"{prefix} has" if prefix else f"{self.index.model_class} has"
@@ -297,10 +315,10 @@ class Evaluator:
 
     def _type_hint(self, sel: ast.TypeName | ast.TypeRegex) -> str:
         classes = sorted({n.classes[0] for n in self.index.module_nodes if n.classes})
-        target = sel.name if isinstance(sel, ast.TypeName) else sel.pattern
-        close = difflib.get_close_matches(target.split(".")[-1], classes, n=3, cutoff=0.5)
-        if close:
-            return "did you mean " + _or([f"type={c}" for c in close]) + "?"
+        if isinstance(sel, ast.TypeName):
+            close = difflib.get_close_matches(sel.name.split(".")[-1], classes, n=3, cutoff=0.5)
+            if close:
+                return "did you mean " + _or([f"type={c}" for c in close]) + f"? (or write {format_selector(sel)}? if it may match nothing)"
         shown = ", ".join(classes[:8]) + ("" if len(classes) <= 8 else ", ...")
         return f"module classes in the model: {shown} (add '?' after the selector if it may match nothing)"
 
