@@ -74,10 +74,11 @@ def apply_plan(plan: Plan) -> Plan:
             todo.append((obj, p.after))
     replacements = _build_replacements(plan)  # may fail: nothing has changed yet
     undo: list[Callable[[], None]] = []
+    flipped = 0  # todo[:flipped] are done; undone by one loop, not 100k closures
     try:
         for obj, want in todo:
             _set(obj, want)
-            undo.append(_restorer(obj, not want))
+            flipped += 1
         _apply_stats(plan, undo)
         for parent, key, new in replacements:
             old = parent._modules[key]
@@ -86,6 +87,8 @@ def apply_plan(plan: Plan) -> Plan:
     except BaseException:
         for fn in reversed(undo):
             fn()
+        for obj, want in todo[:flipped]:
+            obj.requires_grad_(not want)
         raise
     return plan
 
@@ -93,10 +96,6 @@ def apply_plan(plan: Plan) -> Plan:
 def _set(obj: Any, want: bool) -> None:
     """One flag change; a separate function so fault-injection tests can patch it."""
     obj.requires_grad_(want)
-
-
-def _restorer(obj: Any, old: bool) -> Callable[[], None]:
-    return lambda: obj.requires_grad_(old)
 
 
 def _module_restorer(parent: Any, key: str, old: Any) -> Callable[[], None]:

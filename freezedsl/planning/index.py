@@ -11,6 +11,8 @@ a selection is then a Python int used as a bit set over names, so unions and
 from __future__ import annotations
 
 from collections.abc import Iterator
+import contextlib
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ WRAPPER_ATTRS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """A module or a parameter in the tree, addressed by its dotted path."""
 
@@ -51,7 +53,7 @@ class Node:
             stack.extend(reversed(list(node.children.values())))
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorInfo:
     name: str  # canonical (first) name
     aliases: tuple[str, ...]  # every name, canonical first
@@ -109,13 +111,31 @@ def unwrap(model: Any) -> tuple[Any, str | None]:
     return model, wrapper
 
 
+_CLASS_CACHE: dict[type, tuple[tuple[str, ...], str]] = {}
+_DTYPE_CACHE: dict[Any, tuple[str, bool]] = {}
+
+
 def _class_names(module: Any) -> tuple[tuple[str, ...], str]:
     cls = type(module)
+    cached = _CLASS_CACHE.get(cls)
+    if cached is not None:
+        return cached
     if cls.__name__ in ("RecursiveScriptModule", "ScriptModule"):
         original = getattr(module, "original_name", None) or cls.__name__
-        return (str(original), cls.__name__), str(original)
+        return (str(original), cls.__name__), str(original)  # per instance: not cached
     names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
-    return names, f"{cls.__module__}.{cls.__qualname__}"
+    result = names, f"{cls.__module__}.{cls.__qualname__}"
+    _CLASS_CACHE[cls] = result
+    return result
+
+
+def _dtype_info(dtype: Any) -> tuple[str, bool]:
+    info = _DTYPE_CACHE.get(dtype)
+    if info is None:
+        can = bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
+        info = (str(dtype).replace("torch.", ""), can)
+        _DTYPE_CACHE[dtype] = info
+    return info
 
 
 def _items(container: Any) -> list[tuple[str, Any]]:
@@ -128,7 +148,33 @@ def _items(container: Any) -> list[tuple[str, Any]]:
 
 
 def build_index(model: Any) -> ModelIndex:
-    """Index ``model`` (an nn.Module, ScriptModule or a DDP/compile wrapper)."""
+    """Index ``model`` (an nn.Module, ScriptModule or a DDP/compile wrapper).
+
+    The garbage collector is paused meanwhile: the index allocates one small object
+    per parameter, and on models with ~100k tensors collection passes over the
+    growing heap would otherwise cost more than the walk itself.
+    """
+    with gc_paused():
+        return _build_index(model)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while allocating many small acyclic objects."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_NO_CHILDREN: dict[str, Node] = {}  # shared by parameter leaves; never mutated
+_NO_MODULES: list[Node] = []
+
+
+def _build_index(model: Any) -> ModelIndex:
     bare, wrapper = unwrap(model)
     names: list[str] = []
     tensor_of: list[int] = []
@@ -159,17 +205,17 @@ def build_index(model: Any) -> ModelIndex:
             if t is None:
                 t = len(tensors)
                 by_id[key] = t
-                shape = tuple(int(s) for s in param.shape)
+                dtype, can = _dtype_info(param.dtype)
                 tensors.append(
                     TensorInfo(
-                        name=full,
-                        aliases=(full,),
-                        shape=shape,
-                        numel=int(param.numel()),
-                        dtype=str(param.dtype).replace("torch.", ""),
-                        requires_grad=bool(param.requires_grad),
-                        can_require_grad=bool(param.is_floating_point() or param.is_complex()),
-                        device=str(param.device),
+                        full,
+                        (full,),
+                        tuple(param.shape),
+                        param.numel(),
+                        dtype,
+                        param.requires_grad,
+                        can,
+                        param.device.type,
                     )
                 )
                 objects.append(param)
@@ -177,7 +223,7 @@ def build_index(model: Any) -> ModelIndex:
                 info = tensors[t]
                 info.aliases = info.aliases + (full,)
             tensor_of.append(t)
-            leaf = Node(full, pname, True, start=idx, end=idx + 1)
+            leaf = Node(full, pname, True, idx, idx + 1, _NO_CHILDREN, _NO_MODULES)
             node.children[pname] = leaf
         if depth > 500:
             raise RecursionError("module tree deeper than 500 levels")

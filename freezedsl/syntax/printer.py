@@ -13,6 +13,7 @@ from decimal import Decimal
 from freezedsl.syntax import ast
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_]+\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # the parser refuses these anywhere
 _START_KEYWORDS = {"all"}
 
 
@@ -148,7 +149,7 @@ def format_segment(part: ast.PathPart, *, first: bool = False, followed_by_index
         if first and name in ("name", "type"):
             needs_quote = False  # `name~` / `type=` only lex as keywords with their operator
         if needs_quote:
-            if "`" in name or "\n" in name or not name:
+            if "`" in name or not name or _CONTROL.search(name):
                 raise ValueError(f"module name {name!r} cannot be written in a rule file")
             return f"`{name}`"
         return name
