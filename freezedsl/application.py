@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from freezedsl.errors import ExpectationError, UsageError
+from freezedsl.errors import ExpectationError, UsageError, source_lines
 from freezedsl.planning.plan import Plan
 
 STATS_ATTR = "_freezedsl_stats_hook"
@@ -25,7 +25,7 @@ def check_expectations(plan: Plan) -> None:
     if not failed:
         return
     first = failed[0]
-    lines = plan.program.source.splitlines() if plan.program.source else []
+    lines = source_lines(plan.program.source) if plan.program.source else []
     src = lines[first.line - 1] if first.line and 0 < first.line <= len(lines) else None
     err = ExpectationError(
         f"{first.text} failed: {first.detail}; nothing was applied",

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from freezedsl.errors import FreezeError, UsageError
+from freezedsl.planning.memory import optimizer_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,11 +110,17 @@ def _color(ctx: click.Context, flag: bool | None) -> bool:
 # ------------------------------------------------------------------ plan / apply
 
 
-def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool) -> None:
+def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool, memory: Any = None) -> None:
     if as_json:
-        click.echo(json.dumps(plan.to_dict(), indent=2))
+        data = plan.to_dict()
+        if memory is not None:
+            data["memory"] = memory.to_dict()
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(plan.render(explain=explain, color=color), color=color)
+        if memory is not None:
+            click.echo("")
+            click.echo(memory.render())
 
 
 @main.command("plan")
@@ -122,6 +129,12 @@ def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool) -> Non
 @model_options
 @click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(optimizer_names(), case_sensitive=False),
+    default=None,
+    help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer.",
+)
 @click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
 @click.pass_context
 @handle_errors
@@ -133,6 +146,7 @@ def plan_cmd(
     trust_pickle: bool,
     explain: bool,
     as_json: bool,
+    optimizer: str | None,
     color: bool | None,
 ) -> None:
     """Show what RULES would do to MODEL, without changing anything.
@@ -144,7 +158,12 @@ def plan_cmd(
     program = load(rules)
     loaded = _load(model, arch, trust_pickle)
     plan = program.plan(loaded.module)
-    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
+    memory = None
+    if optimizer:
+        from freezedsl.planning.memory import estimate
+
+        memory = estimate(plan, optimizer)
+    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory)
     if not plan.ok:
         from freezedsl.application import check_expectations
 

@@ -11,6 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_MESSAGE = 600  # characters of one error line; longer selectors are elided in the middle
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines as the lexer counts them: only \n ends a line (not \r, \f or U+2028)."""
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def elide(text: str, limit: int = MAX_MESSAGE) -> str:
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
+
 
 @dataclass(frozen=True)
 class Span:
@@ -58,6 +72,7 @@ class FreezeError(Exception):
         text = self.message
         if self.hint:
             text = f"{text}; {self.hint}"
+        text = elide(" ".join(text.split("\n")))
         if self.path is None and self.line is None:
             return text
         return f"{self.location()}: {text}"
@@ -67,7 +82,12 @@ class FreezeError(Exception):
         out = self.one_line()
         if self.source_line is not None and self.col is not None:
             shown = self.source_line.rstrip("\n").replace("\t", " ")
-            out += f"\n  {shown}\n  {' ' * (max(self.col, 1) - 1)}^"
+            col = max(self.col, 1)
+            if len(shown) > 120:  # show a window around the caret
+                start = max(0, col - 60)
+                shown = shown[start : start + 120]
+                col -= start
+            out += f"\n  {shown}\n  {' ' * (col - 1)}^"
         return out
 
     def __str__(self) -> str:

@@ -10,11 +10,13 @@ a selection is then a Python int used as a bit set over names, so unions and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import contextlib
 import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+TRANSPARENT_CHILDREN = frozenset({"_checkpoint_wrapped_module", "_fsdp_wrapped_module", "_orig_mod"})
 
 WRAPPER_ATTRS = {
     "DistributedDataParallel": "module",
@@ -229,6 +231,14 @@ def _build_index(model: Any) -> ModelIndex:
             raise RecursionError("module tree deeper than 500 levels")
         for cname, child in _items(getattr(module, "_modules", None)):
             if child is None:
+                continue
+            if cname in TRANSPARENT_CHILDREN:
+                # A wrapper inside the tree (activation checkpointing, FSDP, compile):
+                # its inner module's children and parameters appear under the
+                # wrapper's own path, so bare-model rules and names keep working.
+                inner = visit(child, path, segment, depth + 1)
+                node.children.update(inner.children)
+                node.modules.extend(inner.modules)
                 continue
             sub = visit(child, prefix + cname, cname, depth + 1)
             node.modules.append(sub)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from freezedsl.errors import SelectionError, Span
+from freezedsl.errors import SelectionError, Span, source_lines
 from freezedsl.planning.index import ModelIndex, Node, indices_mask, iter_bits, ranges_mask
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
@@ -96,7 +96,7 @@ class Evaluator:
         self.index = index
         self.path = path
         self.source = source
-        self._lines = source.splitlines() if source else []
+        self._lines = source_lines(source) if source else []
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:

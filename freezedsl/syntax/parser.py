@@ -21,7 +21,7 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from freezedsl.errors import RuleSyntaxError, Span
+from freezedsl.errors import RuleSyntaxError, Span, source_lines
 from freezedsl.syntax import ast
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
@@ -139,8 +139,21 @@ def _check_regex(tok: Token) -> str:
     return pattern
 
 
+MAX_INT_DIGITS = 12
+
+
 def _int(tok: Token | None) -> int | None:
-    return None if tok is None else int(str(tok))
+    """An integer token, refusing absurd sizes with a located error."""
+    if tok is None:
+        return None
+    text = str(tok)
+    if len(text.lstrip("+-")) > MAX_INT_DIGITS:
+        raise _Located(
+            f"number {text[:20]}... is too large; write at most {MAX_INT_DIGITS} digits",
+            tok.line or 1,
+            tok.column or 1,
+        )
+    return int(text)
 
 
 @v_args(meta=True)
@@ -196,7 +209,14 @@ class _ToAst(Transformer):
     def _factor(tok: Token) -> ast.Factor:
         text = str(tok)
         relative = text.endswith("x")
-        return ast.Factor(Decimal(text[:-1] if relative else text), relative)
+        value = Decimal(text[:-1] if relative else text)
+        if value != 0 and not (Decimal("1e-30") <= value <= Decimal("1e30")):
+            raise _Located(
+                f"factor {text[:30]} is out of range; write a number between 1e-30 and 1e30 (or 0)",
+                tok.line or 1,
+                tok.column or 1,
+            )
+        return ast.Factor(value, relative)
 
     def hyper_set(self, meta: Any, items: list[Any]) -> ast.Hyper:
         return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(meta))  # type: ignore[arg-type]
@@ -214,16 +234,19 @@ class _ToAst(Transformer):
 
     def scheduled(self, meta: Any, items: list[Any]) -> ast.Scheduled:
         unit, at, inner = str(items[0]), items[1], items[2]
-        if int(str(at)) < 0 or str(at).startswith("+"):
+        if (_int(at) or 0) < 0 or str(at).startswith("+"):
             raise _Located(f"{unit} {at} is not a count; write a number such as {unit} 3", at.line or 1, at.column or 1)
         if isinstance(inner, ast.Scheduled):  # pragma: no cover - grammar forbids
             raise _Located("'at' cannot be nested", at.line or 1, at.column or 1)
-        return ast.Scheduled(unit, int(str(at)), inner, span=_span_of(meta))  # type: ignore[arg-type]
+        return ast.Scheduled(unit, _int(at) or 0, inner, span=_span_of(meta))  # type: ignore[arg-type]
 
     # ---- ranges: (op, low, high, first token)
     @staticmethod
     def _pct(tok: Token) -> Decimal:
-        return Decimal(str(tok)[:-1])
+        text = str(tok)[:-1]
+        if len(text) > 30:
+            raise _Located("share has too many digits; write it like 12.5%", tok.line or 1, tok.column or 1)
+        return Decimal(text)
 
     def range_between(self, meta: Any, items: list[Token]) -> tuple[Any, ...]:
         return ("between", self._pct(items[0]), self._pct(items[1]), items[0])
@@ -289,7 +312,7 @@ class _ToAst(Transformer):
         return ast.Glob(text)
 
     def index_one(self, meta: Any, items: list[Token]) -> ast.Index:
-        return ast.Index(int(str(items[0])))
+        return ast.Index(_int(items[0]) or 0)
 
     def index_slice(self, meta: Any, items: list[Token | None]) -> ast.Slice:
         step = _int(items[2]) if len(items) == 3 else None
@@ -309,7 +332,7 @@ def _attach_trivia(
     """Attach comments and blank lines to statements so the formatter can keep them."""
     import dataclasses
 
-    lines = source.splitlines()
+    lines = source_lines(source)
     leading: list[list[str]] = [[] for _ in statements]
     trailing: list[str | None] = [None] * len(statements)
     first_line: list[int] = []
@@ -432,8 +455,13 @@ def _found_token(tok: Token) -> str:
     return f"'{tok!s}'"
 
 
+def _last_line(source: str) -> int:
+    """The line of the end of the text (a final newline opens no line of its own)."""
+    return max(source.rstrip("\n").count("\n") + 1, 1)
+
+
 def _source_line(source: str, line: int) -> str | None:
-    lines = source.splitlines()
+    lines = source_lines(source)
     return lines[line - 1] if 0 < line <= len(lines) else None
 
 
@@ -445,7 +473,7 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         expected = _describe_expected(set(exc.expected))
-        line = tok.line if tok.type != "$END" else len(source.splitlines()) or 1
+        line = tok.line if tok.type != "$END" else _last_line(source)
         col = tok.column if tok.type != "$END" else len(_source_line(source, line) or "") + 1
         if tok.type == "_NL":  # point at the end of the line, not the next one
             line, col = tok.line or 1, tok.column or 1
@@ -465,7 +493,7 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
             hint = " (did you mean type=Class or name~\"regex\"?)"
         return _error(source, path, f"unexpected character '{shown}'; expected {expected}{hint}", exc.line, exc.column)
     if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END tokens instead
-        line = len(source.splitlines()) or 1
+        line = _last_line(source)
         return _error(source, path, f"unexpected end of file; expected {_describe_expected(set(exc.expected))}", line, 1)
     return _error(source, path, str(exc).splitlines()[0], getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1)
 
@@ -502,10 +530,24 @@ def parse(source: str, path: str | None = None) -> ast.Program:
         orig = exc.orig_exc
         if isinstance(orig, _Located):
             raise _error(source, path, orig.message, orig.line, orig.col) from None
+        if isinstance(orig, RecursionError):
+            raise _error(source, path, "rule text nests too deeply to parse; simplify it", 1, 1) from None
         raise
     except RecursionError:
         raise _error(source, path, "rule text nests too deeply to parse; simplify it", 1, 1) from None
     statements, tail = _attach_trivia(statements, comments, source)
+    units = [st for st in statements if isinstance(st, ast.Scheduled)]
+    if units and any(st.unit != units[0].unit for st in units):
+        other = next(st for st in units if st.unit != units[0].unit)
+        line = other.span.line if other.span else 1
+        col = other.span.col if other.span else 1
+        raise _error(
+            source,
+            path,
+            f"this file schedules by {units[0].unit} and here by {other.unit}; use one unit for every 'at'",
+            line,
+            col,
+        )
     return ast.Program(tuple(statements), tail, path=path, source=source)
 
 
@@ -546,9 +588,14 @@ def _first_bad_char(source: str) -> tuple[int, int, str] | None:
     return line, col, m.group(0)
 
 
+def _code_only(source: str) -> str:
+    """The text with comments and quoted strings blanked out (same length)."""
+    return _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group(0)), source)
+
+
 def _max_paren_depth(source: str) -> int:
     depth = best = 0
-    for ch in source:
+    for ch in _code_only(source):
         if ch == "(":
             depth += 1
             best = max(best, depth)
@@ -559,7 +606,7 @@ def _max_paren_depth(source: str) -> int:
 
 def depth_pos(source: str, target: int) -> tuple[int, int]:
     depth, line, col = 0, 1, 0
-    for ch in source:
+    for ch in _code_only(source):
         col += 1
         if ch == "\n":
             line, col = line + 1, 0
@@ -580,8 +627,14 @@ def read_rules(path: str | os.PathLike[str]) -> str:
         raise RuleSyntaxError(f"rule file not found: {shown}; pass the path of a .frz file", path=shown)
     if p.is_dir():
         raise RuleSyntaxError(f"{shown} is a directory; pass the path of a .frz rule file", path=shown)
+    if not p.is_file():
+        raise RuleSyntaxError(
+            f"{shown} is not a regular file (a device, pipe or socket); pass the path of a .frz rule file",
+            path=shown,
+        )
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
     except OSError as exc:
         raise RuleSyntaxError(f"cannot read rule file: {exc.strerror or exc}", path=shown) from None
     if len(data) > MAX_SOURCE_BYTES:

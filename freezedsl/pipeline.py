@@ -1,0 +1,513 @@
+"""Training-pipeline helpers: optimizer parameter groups from rules, and schedules.
+
+``param_groups`` turns a rule file's ``lr`` / ``weight_decay`` statements into
+torch-optimizer parameter groups. ``Schedule`` drives a rule file's ``at epoch N:`` /
+``at step N:`` statements during training and keeps a live optimizer in step with the
+model: a parameter that becomes trainable joins the optimizer (by identity), one that
+becomes frozen leaves it with its state and gradient dropped, so a frozen tensor never
+moves again (momentum and weight decay would otherwise keep changing it).
+
+This module does not import torch: it only handles tensors the caller already has.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from freezedsl.api import Rules, RulesLike, rules_from
+from freezedsl.errors import UsageError
+from freezedsl.syntax import ast
+
+if TYPE_CHECKING:
+    from freezedsl.planning.plan import ParamDecision, Plan
+
+__all__ = ["PhaseChange", "Schedule", "param_groups"]
+
+STATE_FORMAT = "freezedsl-schedule/1"
+
+# LR schedulers whose per-group settings (max_lr, momentum ranges...) cannot be derived
+# for a group that joins mid-run.
+_UNSUPPORTED_SCHEDULERS = ("OneCycleLR", "CyclicLR")
+
+
+# ----------------------------------------------------------------- param_groups
+
+
+def param_groups(
+    model: Any,
+    rules: RulesLike,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    epoch: int | None = None,
+    step: int | None = None,
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for the trainable parameters of ``model`` under ``rules``.
+
+    The rules are *planned* (the model is not changed) and the plan decides: a
+    parameter is in a group when the rules leave it trainable, with ``lr`` and
+    ``weight_decay`` resolved from the last matching ``lr`` / ``weight_decay``
+    statement against the base values given here. Because the optimizer must agree
+    with ``requires_grad``, the model has to be in the state the rules describe:
+    call this after ``freezedsl.apply(model, rules)`` (or after building a
+    ``Schedule``); a model whose flags disagree with the plan is a ``UsageError``
+    rather than an optimizer that silently skips or wastes parameters.
+
+    For a file with ``at`` statements the state at ``epoch`` (or ``step``) is used,
+    and time 0 when neither is given: the state a ``Schedule`` starts in.
+
+    Every trainable tensor is in exactly one group (tied tensors once), grouped by the
+    resolved ``(lr, weight_decay)``; groups come in model order of their first
+    parameter. Each group has ``params``, ``lr``, ``weight_decay``, ``param_names``
+    (canonical names; torch keeps this key in ``state_dict``) and ``name`` (e.g.
+    ``"lr=0.1x,wd=0"``, used by Lightning's LearningRateMonitor). Every group sets
+    ``weight_decay``, so the optimizer's own default (0.01 for AdamW) never applies:
+    pass the base value you want.
+    """
+    compiled = rules_from(rules)
+    plan = _plan_at(compiled, model, epoch=epoch, step=step)
+    stale = [p for p in plan.params if p.changed]
+    if stale:
+        shown = ", ".join(
+            f"{p.name} ({'trainable' if p.after else 'frozen'} in the rules)" for p in stale[:3]
+        )
+        more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+        raise UsageError(
+            f"the model's requires_grad flags do not match the rules: {shown}{more}",
+            hint="apply the rules first (freezedsl.apply(model, rules) or freezedsl.Schedule), "
+            "or pass the epoch/step the model is at",
+        )
+    base_lr, base_wd = float(lr), float(weight_decay)
+    chosen = [(obj, p) for obj, p in zip(plan._objects, plan.params) if p.after]
+    return _build_groups(chosen, base_lr, base_wd, prefix="", taken=set())
+
+
+def _plan_at(rules: Rules, model: Any, *, epoch: int | None, step: int | None) -> Plan:
+    """Plan the rules in force at the given time (time 0 of the file's unit by default)."""
+    if epoch is not None and step is not None:
+        raise UsageError("give epoch= or step=, not both")
+    unit = rules.schedule_unit
+    if unit is None:
+        return rules.plan(model)
+    if unit == "epoch" and step is not None:
+        raise UsageError(f"{rules.path or 'the rules'} schedule by epoch; pass epoch=, not step=")
+    if unit == "step" and epoch is not None:
+        raise UsageError(f"{rules.path or 'the rules'} schedule by step; pass step=, not epoch=")
+    time = epoch if unit == "epoch" else step
+    return _rules_at(rules, unit, 0 if time is None else int(time)).plan(model)
+
+
+def _rules_at(rules: Rules, unit: str | None, time: int) -> Rules:
+    if unit == "epoch":
+        return rules.at(epoch=time)
+    if unit == "step":
+        return rules.at(step=time)
+    return rules
+
+
+def _factor_text(factor: ast.Factor | None) -> str:
+    """A short label for a group name; 6 significant digits keep decay powers readable."""
+    if factor is None:
+        return "1x"
+    value = format(float(factor.value), ".6g") if factor.value != Decimal(0) else "0"
+    return value + ("x" if factor.relative else "")
+
+
+def _resolve(factor: ast.Factor | None, base: float) -> float:
+    return base if factor is None else factor.resolve(base)
+
+
+def _build_groups(
+    chosen: Iterable[tuple[Any, ParamDecision]],
+    base_lr: float,
+    base_wd: float,
+    *,
+    prefix: str,
+    taken: set[str],
+) -> list[dict[str, Any]]:
+    """Group (tensor, decision) pairs by resolved (lr, weight_decay), in first-seen order.
+
+    ``taken`` holds group names already in use; a clash gets a ``#2`` suffix so that
+    tools keyed on names (LearningRateMonitor) see each group once.
+    """
+    groups: dict[tuple[float, float], dict[str, Any]] = {}
+    for obj, p in chosen:
+        g_lr, g_wd = _resolve(p.lr, base_lr), _resolve(p.weight_decay, base_wd)
+        group = groups.get((g_lr, g_wd))
+        if group is None:
+            name = f"{prefix}lr={_factor_text(p.lr)},wd={_factor_text(p.weight_decay)}"
+            unique, n = name, 1
+            while unique in taken:
+                n += 1
+                unique = f"{name} #{n}"
+            taken.add(unique)
+            group = {
+                "params": [],
+                "param_names": [],
+                "lr": g_lr,
+                "weight_decay": g_wd,
+                "name": unique,
+            }
+            groups[(g_lr, g_wd)] = group
+        group["params"].append(obj)
+        group["param_names"].append(p.name)
+    return list(groups.values())
+
+
+# ----------------------------------------------------------------- Schedule
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """What one ``Schedule.epoch_start`` / ``Schedule.step`` call changed.
+
+    It is falsy when no parameter changed state, so ``if sched.epoch_start(e):`` reads
+    as "did anything change". ``plan`` is the Plan applied when a phase boundary was
+    crossed (None otherwise); ``added_groups`` are indices into
+    ``optimizer.param_groups``.
+    """
+
+    unit: str | None
+    time: int
+    unfrozen: tuple[str, ...] = ()
+    frozen: tuple[str, ...] = ()
+    added_groups: tuple[int, ...] = ()
+    plan: Plan | None = field(default=None, compare=False, repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.unfrozen or self.frozen)
+
+
+class Schedule:
+    """Drive a rule file's ``at`` statements during training, with optimizer surgery.
+
+    ::
+
+        sched = freezedsl.Schedule("rules.frz", model)          # applies time 0
+        opt = torch.optim.AdamW(sched.param_groups(lr=1e-3, weight_decay=0.01))
+        sched.attach(opt)
+        for epoch in range(epochs):
+            sched.epoch_start(epoch)                              # or sched.step(global_step)
+            ...
+
+    Construction applies the rules in force at time 0 (statements without ``at`` and
+    every ``at epoch 0`` / ``at step 0`` one), so epochs and steps count from 0 like
+    Lightning's ``current_epoch`` / ``global_step``. When a phase boundary is crossed,
+    ``rules.at(time)`` is applied atomically and, if an optimizer is attached:
+
+    * parameters that became frozen leave every group (groups stay, possibly empty, so
+      group indices and LR schedulers keep lining up), their ``optimizer.state`` entry
+      is deleted and their ``.grad`` set to None;
+    * parameters that became trainable and are in no group join as new groups, one
+      per resolved ``(lr, weight_decay)`` (normally one per phase), added by identity.
+      ``lr`` / ``weight_decay`` statements in force resolve against the base values:
+      ``lr=`` / ``weight_decay=`` given here, else those given to
+      :meth:`param_groups`, else the optimizer's ``defaults``. When other groups carry
+      ``initial_lr`` (an LR scheduler is attached), the new group gets ``initial_lr``
+      = its resolved lr and starts at the same point of the schedule (its lr is scaled
+      by the current ``lr / initial_lr`` of the first such group). Schedulers passed as
+      ``lr_schedulers`` get their per-group lists (``base_lrs``, ``lr_lambdas``...)
+      extended so they keep working with the new group.
+
+    Scheduled ``lr`` / ``weight_decay`` statements only affect the groups a phase adds;
+    groups already in the optimizer keep their settings.
+
+    Resume: build the model, then the Schedule and the optimizer exactly as in a fresh
+    run (and the LR schedulers), then ``sched.load_state_dict(saved)``, then
+    ``optimizer.load_state_dict(saved)`` (then the schedulers'): ``load_state_dict``
+    replays the phases the saved run went through, re-creating its added groups in the
+    same order, so the optimizer's saved state fits.
+    """
+
+    def __init__(
+        self,
+        rules: RulesLike,
+        model: Any,
+        optimizer: Any | None = None,
+        *,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        lr_schedulers: Sequence[Any] = (),
+    ) -> None:
+        self.rules = rules_from(rules)
+        self.model = model
+        self.unit: str | None = self.rules.schedule_unit
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer: Any | None = None
+        self.lr_schedulers: list[Any] = []
+        self.plan: Plan | None = None
+        self._phases = self.rules.phases()
+        self._time = 0
+        self._lo: float = -math.inf
+        self._hi: float = math.inf
+        self._history: list[int] = []  # times at which a phase was entered after time 0
+        self._added: list[list[str]] = []  # names of every group added, in order
+        if optimizer is not None:
+            self.attach(optimizer, lr_schedulers=lr_schedulers)
+        elif lr_schedulers:
+            raise UsageError("lr_schedulers need the optimizer they drive; pass optimizer= too")
+        self._enter(0)
+
+    # ------------------------------------------------------------ public API
+    @property
+    def time(self) -> int:
+        """The last epoch (or step) seen; 0 right after construction."""
+        return self._time
+
+    def attach(self, optimizer: Any, *, lr_schedulers: Sequence[Any] = ()) -> Schedule:
+        """Let phase changes edit ``optimizer`` (and keep ``lr_schedulers`` in line).
+
+        Attach before training starts, and before ``load_state_dict`` when resuming.
+        """
+        grows = any(
+            isinstance(st.statement, ast.Rule) and st.statement.action == "unfreeze"
+            for st in self.rules.program.scheduled
+        )
+        for sched in _flatten(lr_schedulers):
+            name = type(sched).__name__
+            if grows and name in _UNSUPPORTED_SCHEDULERS:
+                raise UsageError(
+                    f"{name} keeps per-group settings that cannot be derived for a parameter "
+                    "group added when a phase unfreezes parameters",
+                    hint="use a scheduler such as LambdaLR, CosineAnnealingLR or StepLR, or build the "
+                    "optimizer with every parameter the schedule will unfreeze",
+                )
+            if getattr(sched, "optimizer", optimizer) is not optimizer:
+                raise UsageError(f"{name} drives another optimizer than the one attached")
+        self.optimizer = optimizer
+        self.lr_schedulers = list(lr_schedulers)
+        return self
+
+    def param_groups(self, *, lr: float, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """``freezedsl.param_groups`` for the model at the current time.
+
+        The base values are remembered (unless given to the constructor) so groups
+        that later phases add resolve their factors against the same base.
+        """
+        if self.lr is None:
+            self.lr = lr
+        if self.weight_decay is None:
+            self.weight_decay = weight_decay
+        kw: dict[str, int] = {self.unit: self._time} if self.unit else {}
+        return param_groups(self.model, self.rules, lr=lr, weight_decay=weight_decay, **kw)
+
+    def epoch_start(self, epoch: int) -> PhaseChange:
+        """Call at the start of every epoch (0-based) of an epoch-unit file."""
+        self._check_unit("epoch", "epoch_start(epoch)", "step(global_step)")
+        return self._advance(int(epoch))
+
+    def step(self, step: int) -> PhaseChange:
+        """Call before every optimizer step with the global step count (0-based).
+
+        Between phase boundaries this is two comparisons.
+        """
+        if self._lo <= step < self._hi and self.unit != "epoch":  # hot path: same phase
+            self._time = step
+            return PhaseChange(self.unit, step)
+        self._check_unit("step", "step(global_step)", "epoch_start(epoch)")
+        return self._advance(int(step))
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to resume this schedule (plain lists, ints, strings)."""
+        return {
+            "format": STATE_FORMAT,
+            "unit": self.unit,
+            "time": self._time,
+            "rules_sha256": self.rules.sha256,
+            "history": list(self._history),
+            "added_groups": [list(names) for names in self._added],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Bring a freshly built Schedule (and its attached optimizer) to a saved time.
+
+        Replays the phases the saved run entered, so the optimizer gets the same added
+        groups in the same order; call ``optimizer.load_state_dict`` afterwards.
+        """
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise UsageError(f"not a freezedsl Schedule state (expected format {STATE_FORMAT})")
+        if state.get("rules_sha256") != self.rules.sha256:
+            raise UsageError(
+                "the schedule state was saved with different rules "
+                f"(sha256 {str(state.get('rules_sha256'))[:12]}..., these rules are {self.rules.sha256[:12]}...)",
+                hint="resume with the rule file the run started with, or start the schedule afresh",
+            )
+        if state.get("unit") != self.unit:
+            raise UsageError(
+                f"the schedule state counts {state.get('unit')}s, these rules count {self.unit}s"
+            )
+        if self._history:
+            raise UsageError(
+                "load_state_dict needs a Schedule that has not entered a later phase yet",
+                hint="build a new Schedule, attach the optimizer, then load the state",
+            )
+        saved_added = [list(names) for names in state.get("added_groups", [])]
+        if self.optimizer is None and len(saved_added) > len(self._added):
+            raise UsageError(
+                "the saved run added optimizer groups but no optimizer is attached",
+                hint="resume in this order: model, optimizer, Schedule.attach, "
+                "Schedule.load_state_dict, optimizer.load_state_dict",
+            )
+        for time in state.get("history", []):
+            self._enter(int(time))
+            self._history.append(int(time))
+        time = int(state.get("time", 0))
+        if not self._lo <= time < self._hi:
+            raise UsageError(f"inconsistent schedule state: time {time} is outside its last phase")
+        self._time = time
+        if self.optimizer is not None and self._added != saved_added:
+            raise UsageError(
+                "the optimizer groups re-created on resume differ from the saved run's "
+                f"({len(self._added)} groups vs {len(saved_added)})",
+                hint="build the model and optimizer exactly as in the saved run before loading",
+            )
+
+    def __repr__(self) -> str:
+        where = self.rules.path or "<rules>"
+        return f"<freezedsl.Schedule {where}: {self.unit or 'no'} schedule, time {self._time}>"
+
+    # ------------------------------------------------------------ internals
+    def _check_unit(self, unit: str, call: str, other: str) -> None:
+        if self.unit is not None and self.unit != unit:
+            raise UsageError(
+                f"{self.rules.path or 'these rules'} schedule by {self.unit}; call {other}, not {call}"
+            )
+
+    def _advance(self, time: int) -> PhaseChange:
+        if self._lo <= time < self._hi:
+            self._time = time
+            return PhaseChange(self.unit, time)
+        change = self._enter(time)
+        self._history.append(time)
+        return change
+
+    def _set_window(self, time: int) -> None:
+        """The [lo, hi) range of times that share the phase in force at ``time``."""
+        if self.unit is None:
+            self._lo, self._hi = -math.inf, math.inf
+            return
+        k = bisect.bisect_right(self._phases, time)
+        self._lo = self._phases[k - 1] if k > 0 else -math.inf
+        self._hi = self._phases[k] if k < len(self._phases) else math.inf
+
+    def _enter(self, time: int) -> PhaseChange:
+        """Apply the rules in force at ``time`` and edit the optimizer to match."""
+        plan = _rules_at(self.rules, self.unit, time).plan(self.model)
+        from freezedsl.application import apply_plan
+
+        apply_plan(plan)  # atomic; raises (changing nothing) on a failed expect
+        self.plan = plan
+        self._time = time
+        self._set_window(time)
+        pairs = list(zip(plan._objects, plan.params))
+        # `convert` replaces modules: their old parameters leave the model.
+        live = {id(t) for t in _parameters(self.model)}
+        gone = [(o, p) for o, p in pairs if p.before and (not p.after or id(o) not in live)]
+        came = [(o, p) for o, p in pairs if not p.before and p.after and id(o) in live]
+        for obj, _p in gone:
+            obj.grad = None
+        added: tuple[int, ...] = ()
+        if self.optimizer is not None:
+            self._remove(self.optimizer, [o for o, _ in gone])
+            added = self._add(self.optimizer, came, time)
+        return PhaseChange(
+            self.unit,
+            time,
+            unfrozen=tuple(p.name for _, p in came),
+            frozen=tuple(p.name for _, p in gone),
+            added_groups=added,
+            plan=plan,
+        )
+
+    @staticmethod
+    def _remove(optimizer: Any, tensors: list[Any]) -> None:
+        if not tensors:
+            return
+        drop = {id(t) for t in tensors}
+        for group in optimizer.param_groups:
+            params = group["params"]
+            keep = [i for i, t in enumerate(params) if id(t) not in drop]
+            if len(keep) == len(params):
+                continue
+            names = group.get("param_names")
+            group["params"] = [params[i] for i in keep]
+            if isinstance(names, list) and len(names) == len(params):
+                group["param_names"] = [names[i] for i in keep]
+        for t in tensors:
+            optimizer.state.pop(t, None)
+
+    def _add(
+        self, optimizer: Any, came: list[tuple[Any, ParamDecision]], time: int
+    ) -> tuple[int, ...]:
+        present = {id(t) for g in optimizer.param_groups for t in g["params"]}
+        todo = [(o, p) for o, p in came if id(o) not in present]
+        if not todo:
+            return ()
+        defaults = getattr(optimizer, "defaults", {})
+        base_lr = float(self.lr if self.lr is not None else defaults.get("lr", 0.0))
+        base_wd = float(
+            self.weight_decay
+            if self.weight_decay is not None
+            else defaults.get("weight_decay", 0.0)
+        )
+        groups = optimizer.param_groups
+        with_names = bool(groups) and "param_names" in groups[0]
+        taken = {str(g["name"]) for g in groups if "name" in g}
+        prefix = f"{self.unit} {time}: " if self.unit else ""
+        new = _build_groups(todo, base_lr, base_wd, prefix=prefix, taken=taken)
+        scheduled = any("initial_lr" in g for g in groups)
+        ratio = 1.0
+        ref = next((g for g in groups if "initial_lr" in g and float(g["initial_lr"]) != 0.0), None)
+        if ref is not None:
+            ratio = float(ref["lr"]) / float(ref["initial_lr"])
+        indices = []
+        for group in new:
+            names = group["param_names"] if with_names else group.pop("param_names")
+            if scheduled:
+                group["initial_lr"] = group["lr"]
+                group["lr"] = group["lr"] * ratio
+            before = len(optimizer.param_groups)
+            optimizer.add_param_group(group)
+            for sched in _flatten(self.lr_schedulers):
+                _extend_scheduler(sched, before, group)
+            indices.append(before)
+            self._added.append(list(names))
+        return tuple(indices)
+
+
+def _parameters(model: Any) -> Iterable[Any]:
+    params = getattr(model, "parameters", None)
+    return params() if callable(params) else ()
+
+
+def _flatten(schedulers: Iterable[Any]) -> list[Any]:
+    """Schedulers, with SequentialLR / ChainedScheduler opened up into their parts."""
+    out: list[Any] = []
+    for sched in schedulers:
+        out.append(sched)
+        inner = getattr(sched, "_schedulers", None)
+        if isinstance(inner, (list, tuple)):
+            out.extend(_flatten(inner))
+    return out
+
+
+def _extend_scheduler(sched: Any, n_before: int, group: dict[str, Any]) -> None:
+    """Grow a scheduler's per-group lists by one entry for ``group``.
+
+    A list is only touched when its length is the old group count, so a list that a
+    wrapper shares with its parts is extended once.
+    """
+    values = {
+        "base_lrs": group.get("initial_lr", group["lr"]),
+        "_last_lr": group["lr"],
+    }
+    for attr in ("base_lrs", "_last_lr", "lr_lambdas", "min_lrs"):
+        current = getattr(sched, attr, None)
+        if isinstance(current, list) and len(current) == n_before and current:
+            current.append(values.get(attr, current[0]))
