@@ -109,8 +109,8 @@ def compile(text: str, path: str | None = None) -> Rules:
 def rules_from(rules: RulesLike) -> Rules:
     """Accept a Rules object, a path (str or PathLike) to a rule file, or rule text.
 
-    A ``str`` is read as a path when it names an existing file or ends in ``.frz``;
-    otherwise it is rule text.
+    A ``str`` is read as a path when it is one word (no spaces) that names an existing
+    file or folder or ends in ``.frz``; otherwise it is rule text (``"freeze all"``).
     """
     if isinstance(rules, Rules):
         return rules
@@ -119,11 +119,25 @@ def rules_from(rules: RulesLike) -> Rules:
     if isinstance(rules, os.PathLike):
         return load(rules)
     if isinstance(rules, str):
-        one_line = "\n" not in rules and ";" not in rules
-        if one_line and (rules.strip().endswith(".frz") or Path(rules).is_file()):
+        if _names_a_file(rules):
             return load(rules)
         return compile(rules)
     raise TypeError(f"rules must be a Rules object, a path or rule text, not {type(rules).__name__}")
+
+
+def _names_a_file(text: str) -> bool:
+    """A one-word string is a path when it exists or ends in .frz; rule text has spaces."""
+    if "\n" in text or ";" in text or len(text) > 4096:
+        return False
+    word = text.strip()
+    if not word or any(ch.isspace() for ch in word):
+        return False
+    if word.endswith(".frz"):
+        return True
+    try:
+        return Path(word).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def plan(model: Any, rules: RulesLike) -> Any:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -40,7 +40,7 @@ def handle_errors(fn: F) -> F:
         except FreezeError as err:
             _fail(err)
         except KeyboardInterrupt:
-            click.echo("freezedsl: interrupted; nothing was written", err=True)
+            click.echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -57,7 +57,42 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A click group whose usage errors are one line that leads with the problem.
+
+    ``lint`` and ``rule`` are imported only when used, so ``check`` and ``fmt`` start fast.
+    """
+
+    lazy: ClassVar[dict[str, str]] = {"lint": "lint_command", "rule": "rule_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module("freezedsl.lint.cli")
+            self.add_command(getattr(module, self.lazy[cmd_name]), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.exceptions.Abort:
+            click.echo("freezedsl: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "freezedsl"
+            click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="freezedsl", prog_name="freezedsl")
 def main() -> None:
     """Freeze and unfreeze parameters of PyTorch models with a small rule language.
@@ -212,9 +247,9 @@ def apply_cmd(
     """
     from freezedsl.api import load
 
+    if output is not None:
+        _check_output(output, rules, model)
     program = load(rules)
-    if output is not None and os.path.abspath(output) == os.path.abspath(model):
-        raise UsageError(f"-o {output} is the input model; write the frozen model to a new file")
     loaded = _load(model, arch, trust_pickle, meta=False if output else None)
     plan = program.plan(loaded.module)
     if not quiet:
@@ -230,6 +265,23 @@ def apply_cmd(
         save_model(loaded, output, manifest=manifest)
         if not quiet and not as_json:
             click.echo(f"wrote {output}")
+
+
+def _check_output(output: str, *inputs: str) -> None:
+    """-o must name a new file: never an input (the rule file included) or nothing."""
+    if not output.strip():
+        raise UsageError("-o needs a file path; got an empty string")
+    out = os.path.realpath(output)
+    for given in inputs:
+        if os.path.exists(given) and os.path.exists(output):
+            same = os.path.samefile(given, output)
+        else:
+            same = out == os.path.realpath(given)
+        if same:
+            raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
+    from freezedsl.fsutil import check_target
+
+    check_target(output)
 
 
 # ------------------------------------------------------------------ show
@@ -342,18 +394,6 @@ def fmt_cmd(rules: tuple[str, ...], check_only: bool, diff: bool) -> None:
         if path != "-":
             atomic_write_text(path, new)
             click.echo(f"reformatted {path}", err=True)
-
-
-def _attach_lint() -> None:
-    try:
-        from freezedsl.lint.cli import lint_command, rule_command
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(lint_command)
-    main.add_command(rule_command)
-
-
-_attach_lint()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,25 @@ def _one_line(text: object, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def check_target(shown: str) -> tuple[str, str]:
+    """Why ``shown`` cannot be written, before any work is done; returns (target, folder)."""
+    target = os.path.realpath(shown)  # write through a symlink, not over it
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise ModelLoadError(f"cannot write {shown}: it is a directory; pass a file path")
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise ModelLoadError(
+            f"cannot write {shown}: it exists and is not a regular file (a device, pipe or socket); "
+            "pass the path of a new or regular file"
+        )
+    if not os.path.isdir(directory):
+        shown_dir = os.path.dirname(shown) or "."
+        if os.path.exists(directory):
+            raise ModelLoadError(f"cannot write {shown}: {shown_dir} is a file, not a directory")
+        raise ModelLoadError(f"cannot write {shown}: directory {shown_dir} does not exist; create it first")
+    return target, directory
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> None:
     """Write via a temp file in the same directory, fsync, then ``os.replace``.
 
@@ -26,15 +45,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
     exceptions propagate unchanged.
     """
     shown = os.fspath(path)
-    target = os.path.realpath(shown)  # write through a symlink, not over it
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise ModelLoadError(f"cannot write {shown}: it is a directory; pass a file path")
-    if not os.path.isdir(directory):
-        raise ModelLoadError(
-            f"cannot write {shown}: directory {os.path.dirname(shown) or '.'} does not "
-            "exist; create it first"
-        )
+    target, directory = check_target(shown)
     try:
         old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:

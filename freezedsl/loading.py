@@ -126,13 +126,13 @@ def _parse_call_args(arch: str, args: str) -> tuple[list[Any], dict[str, Any]]:
         tree = ast.parse(f"f({args})", mode="eval")
     except SyntaxError as exc:
         raise ModelLoadError(
-            f"cannot parse the arguments of --arch '{arch}': {exc.msg}; "
+            f"cannot parse the arguments of architecture '{arch}': {exc.msg}; "
             "expected literals such as callable(num_classes=10, name='x')"
         ) from None
     call = tree.body
     assert isinstance(call, ast.Call)
     not_literal = ModelLoadError(
-        f"the arguments of --arch '{arch}' must be Python literals (numbers, strings, "
+        f"the arguments of architecture '{arch}' must be Python literals (numbers, strings, "
         "True/False/None, tuples, lists, dicts), e.g. callable(num_classes=10)"
     )
     if any(isinstance(n, ast.Starred) for n in call.args) or any(
@@ -156,7 +156,7 @@ def build_arch(arch: str, *, meta: bool) -> nn.Module:
     spec = arch.strip()
     match = _ARCH_RE.match(spec)
     if match is None:
-        raise ModelLoadError(f"--arch '{arch}' is not an architecture; {_ARCH_FORM}")
+        raise ModelLoadError(f"'{arch}' is not an architecture; {_ARCH_FORM}")
     module_name, attr_path = match["module"], match["attr"]
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
@@ -166,12 +166,12 @@ def build_arch(arch: str, *, meta: bool) -> nn.Module:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ModelLoadError(
-            f"cannot import module '{module_name}' for --arch '{arch}': {_one_line(exc)}; "
+            f"cannot import module '{module_name}' for architecture '{arch}': {_one_line(exc)}; "
             f"{_ARCH_FORM}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any import-time failure of user code
         raise ModelLoadError(
-            f"importing module '{module_name}' for --arch '{arch}' failed: {_exc_text(exc)}"
+            f"importing module '{module_name}' for architecture '{arch}' failed: {_exc_text(exc)}"
         ) from None
     owner = module_name
     for part in attr_path.split("."):
@@ -179,22 +179,22 @@ def build_arch(arch: str, *, meta: bool) -> nn.Module:
             names = [n for n in dir(target) if not n.startswith("_")]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"did you mean '{module_name}:{close[0]}'?" if close else _ARCH_FORM
-            raise ModelLoadError(f"'{owner}' has no attribute '{part}' (--arch '{arch}'); {hint}")
+            raise ModelLoadError(f"'{owner}' has no attribute '{part}' (architecture '{arch}'); {hint}")
         target = getattr(target, part)
         owner = f"{owner}.{part}"
     if not callable(target):
         raise ModelLoadError(
-            f"--arch '{arch}' names a {type(target).__name__}, not a callable that returns "
+            f"architecture '{arch}' names a {type(target).__name__}, not a callable that returns "
             "an nn.Module"
         )
     try:
         with torch.device("meta") if meta else contextlib.nullcontext():
             module = target(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's builder may raise anything
-        raise ModelLoadError(f"building --arch '{arch}' failed: {_exc_text(exc)}") from None
+        raise ModelLoadError(f"building architecture '{arch}' failed: {_exc_text(exc)}") from None
     if not isinstance(module, nn.Module):
         raise ModelLoadError(
-            f"--arch '{arch}' returned a {type(module).__name__}, not an nn.Module; "
+            f"architecture '{arch}' returned a {type(module).__name__}, not an nn.Module; "
             "name a model class or a function that builds one"
         )
     return module

@@ -17,11 +17,17 @@ _LAZY = {
     "lint_script": "freezedsl.lint.runner",
     "load_rules": "freezedsl.lint.runner",
     "render": "freezedsl.lint.output",
+    "check": "freezedsl.lint.runtime",
+    "assert_ok": "freezedsl.lint.runtime",
+    "FreezeLintError": "freezedsl.lint.runtime",
 }
 
 __all__ = [
+    "FreezeLintError",
     "LintConfig",
     "LintReport",
+    "assert_ok",
+    "check",
     "lint_paths",
     "lint_script",
     "load_config",

@@ -17,7 +17,6 @@ import difflib
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,6 +108,8 @@ def _globs(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def _tool_version() -> str | None:
+    from importlib import metadata  # lazily: ~8 ms of start-up
+
     try:
         return metadata.version("freezedsl")
     except metadata.PackageNotFoundError:  # running from a checkout

@@ -123,12 +123,35 @@ def _class_names(module: Any) -> tuple[tuple[str, ...], str]:
     if cached is not None:
         return cached
     if cls.__name__ in ("RecursiveScriptModule", "ScriptModule"):
-        original = getattr(module, "original_name", None) or cls.__name__
-        return (str(original), cls.__name__), str(original)  # per instance: not cached
+        return _script_class_names(module, cls.__name__)  # per instance: not cached
     names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
     result = names, f"{cls.__module__}.{cls.__qualname__}"
     _CLASS_CACHE[cls] = result
     return result
+
+
+def _script_class_names(module: Any, wrapper: str) -> tuple[tuple[str, ...], str]:
+    """The Python class a TorchScript module was scripted from, when it is importable.
+
+    TorchScript keeps ``__torch__.pkg.mod.Class``; if ``pkg.mod`` is already imported
+    (it usually is in the process that scripted or loaded the model) the real class
+    gives base classes and the dotted name; nothing is imported here.
+    """
+    import sys
+
+    original = str(getattr(module, "original_name", None) or wrapper)
+    try:
+        qualified = module._c._type().qualified_name()
+    except Exception:  # noqa: BLE001 - private API; fall back to the short name
+        qualified = ""
+    qualified = qualified.removeprefix("__torch__.")
+    mod_name, _, cls_name = qualified.rpartition(".")
+    owner = sys.modules.get(mod_name) if mod_name else None
+    real = getattr(owner, cls_name, None) if owner is not None else None
+    if isinstance(real, type):
+        names = tuple(c.__name__ for c in real.__mro__ if c.__name__ != "object")
+        return names + (wrapper,), f"{real.__module__}.{real.__qualname__}"
+    return (original, wrapper), qualified or original
 
 
 def _dtype_info(dtype: Any) -> tuple[str, bool]:
@@ -178,6 +201,13 @@ _NO_MODULES: list[Node] = []
 
 def _build_index(model: Any) -> ModelIndex:
     bare, wrapper = unwrap(model)
+    if not hasattr(bare, "_parameters") or not hasattr(bare, "_modules"):
+        from freezedsl.errors import UsageError
+
+        raise UsageError(
+            f"expected a torch.nn.Module, got {type(bare).__name__}; "
+            "to use a state dict, build the model and load it first"
+        )
     names: list[str] = []
     tensor_of: list[int] = []
     tensors: list[TensorInfo] = []
@@ -229,6 +259,7 @@ def _build_index(model: Any) -> ModelIndex:
             node.children[pname] = leaf
         if depth > 500:
             raise RecursionError("module tree deeper than 500 levels")
+        seen_children: set[int] = set()
         for cname, child in _items(getattr(module, "_modules", None)):
             if child is None:
                 continue
@@ -241,7 +272,9 @@ def _build_index(model: Any) -> ModelIndex:
                 node.modules.extend(inner.modules)
                 continue
             sub = visit(child, prefix + cname, cname, depth + 1)
-            node.modules.append(sub)
+            if id(child) not in seen_children:  # slices count a module once, like named_children()
+                seen_children.add(id(child))
+                node.modules.append(sub)
             # torch forbids a child module and a parameter of the same name, so one
             # dict serves both; slices use ``modules`` (registration order).
             node.children[cname] = sub

@@ -306,10 +306,16 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
     )
     plan.norm_stats, plan.conversions = _module_decisions(index, module_stmts)
     if index.wrapper:
+        advice = {
+            "OptimizedModule": "freeze before torch.compile, or expect a recompile on the next call",
+            "DataParallel": "freeze before wrapping",
+        }.get(
+            index.wrapper,
+            "freeze before wrapping: DDP records which parameters need gradients when it is built",
+        )
         plan.warnings.insert(
             0,
-            f"the model is wrapped in {index.wrapper}; rules were applied to the bare model's names. "
-            "Freeze before wrapping: DDP records which parameters need gradients when it is built",
+            f"the model is wrapped in {index.wrapper}; rules were applied to the bare model's names; {advice}",
         )
     plan.expectations = [
         _check_expect(plan, ev, n, st)

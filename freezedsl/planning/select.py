@@ -158,7 +158,16 @@ class Evaluator:
             mmask = self._nodes_mmask([idx.module_nodes[i] for i in mhits])
             return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
-            nodes = [n for n in idx.module_nodes if self._type_matches(sel, n)]
+            budget = _budget()
+            try:
+                with regex_budget(budget if isinstance(sel, ast.TypeRegex) else 0):
+                    nodes = [n for n in idx.module_nodes if self._type_matches(sel, n)]
+            except _RegexTimeout:
+                raise self.error(
+                    f"{format_selector(sel)} took more than {budget:g} s to match the class names of {idx.model_class}",
+                    sel.span,
+                    f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
+                ) from None
             if not nodes and not optional:
                 raise self.error(
                     f"{format_selector(sel)} matches no module of {idx.model_class}",
@@ -248,7 +257,7 @@ class Evaluator:
         if out or optional:
             return out
         prefix = self._prefix(path, k)
-        where = prefix or idx_root_name(self.index)
+        where = idx_root_name(self.index) if prefix in ("", "children") else prefix
         if params and len(params) == len(cur):
             raise self.error(
                 f"{prefix} is a parameter, not a module; [...] selects child modules",
@@ -264,7 +273,7 @@ class Evaluator:
             )
         have = counts[0] if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
         raise self.error(
-            f"{where}[{_index_text(part)}] selects no child module: {where} has {have} child modules",
+            f"{self._prefix(path, k + 1)} selects no child module: {where} has {have} child modules",
             path.span,
             f"valid indices are 0..{counts[-1] - 1} or -{counts[-1]}..-1",
         )

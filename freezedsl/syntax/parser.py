@@ -1,14 +1,15 @@
 """Parse rule text into the AST, with errors in the user's words.
 
 The grammar lives in ``grammar/freeze.lark`` (shipped in the wheel as the package
-``freezedsl.grammar``). Parsing is LALR(1): linear time, so a 10,000-statement file
-parses in well under a second. Any text either parses or raises
+``freezedsl.grammar``). Parsing is LALR(1): linear time in the length of the text
+(benchmarks/results/parse.md has the measured figures). Any text either parses or raises
 :class:`~freezedsl.errors.RuleSyntaxError` with a 1-based line and column; Lark's own
 exceptions never escape. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import re
@@ -39,13 +40,21 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    options: dict[str, Any] = {
+        "parser": "lalr",
+        "lexer": "contextual",
+        "propagate_positions": True,
+        "maybe_placeholders": True,
+    }
+    # Lark's cache (a file in the temp folder keyed by grammar, options and Lark
+    # version) turns the ~30 ms table construction into a ~3 ms load: it matters
+    # for `freezedsl check`/`fmt`, which should start about as fast as Python.
+    if os.environ.get("FREEZEDSL_NO_PARSER_CACHE") is None:
+        try:
+            return Lark(grammar_text(), cache=True, **options)
+        except Exception:  # noqa: BLE001, S110 - an unwritable temp folder: build without
+            pass
+    return Lark(grammar_text(), **options)
 
 
 # --------------------------------------------------------------- transformer
@@ -343,7 +352,7 @@ def _attach_trivia(
         end_of.setdefault(st.span.end_line, i)
         end_of[st.span.end_line] = max(end_of[st.span.end_line], i)
     program_tail: list[str] = []
-    starts = [st.span.line for st in statements if st.span]
+    starts = [st.span.line for st in statements if st.span]  # ascending: statements are in order
     comment_first_line: dict[int, int] = {}
     for tok in comments:
         text = str(tok).rstrip()
@@ -352,12 +361,14 @@ def _attach_trivia(
             i = end_of[line]
             trailing[i] = text if trailing[i] is None else f"{trailing[i]} {text[1:].lstrip()}"
             continue
-        inside = next(
-            (i for i, st in enumerate(statements) if st.span and st.span.line <= line <= st.span.end_line),
-            None,
-        )
-        if inside is None:
-            inside = next((i for i, s in enumerate(starts) if s > line), None)
+        after = bisect.bisect_right(starts, line)  # first statement starting below the comment
+        inside: int | None = None
+        if after > 0:
+            span = statements[after - 1].span
+            if span is not None and span.end_line >= line:
+                inside = after - 1  # a comment inside a multi-line statement
+        if inside is None and after < len(statements):
+            inside = after
         if inside is None:
             program_tail.append(text)
         else:
@@ -469,10 +480,48 @@ def _error(source: str, path: str | None, message: str, line: int, col: int) -> 
     return RuleSyntaxError(message, path=path, line=line, col=col, source_line=_source_line(source, line))
 
 
+def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], str | None]:
+    """Trim LALR's merged expectation sets with what the statement so far allows.
+
+    Returns the trimmed set and, for an unclosed bracket, a phrase naming the closer.
+    """
+    code = _code_only(source[:pos])
+    stmt_start = max(code.rfind(";"), code.rfind("\n")) + 1
+    line_text = code[stmt_start:].strip()
+    head = re.sub(r"^at\s+\w+\s+\S+\s*:\s*", "", line_text)
+    exp = set(expected)
+    if not head.startswith("convert"):
+        exp.discard("TO")
+    if "decay" not in head:
+        exp.discard("OVER")
+    since_semicolon = code[code.rfind(";") + 1 :]
+    depth, opened = 0, -1
+    for i, ch in enumerate(since_semicolon):
+        if ch == "(":
+            depth, opened = depth + 1, i
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+    closer = None
+    if depth > 0:
+        abs_pos = code.rfind(";") + 1 + opened
+        line = code.count("\n", 0, abs_pos) + 1
+        col = abs_pos - (code.rfind("\n", 0, abs_pos) + 1) + 1
+        closer = f"')' to close the '(' at line {line}, column {col}"
+    else:
+        exp.discard("RPAR")
+    if line_text.count("[") > line_text.count("]"):
+        closer = closer or "']' to close the '['"
+    return exp, closer
+
+
 def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSyntaxError:
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        expected = _describe_expected(set(exc.expected))
+        pos = tok.start_pos if tok.start_pos is not None else len(source)
+        exp, closer = _in_context(set(exc.expected), source, pos)
+        expected = _describe_expected(exp)
+        if closer:
+            expected = closer if expected in ("something else", "';' or a new line to end the statement") else f"{closer}, or {expected}"
         line = tok.line if tok.type != "$END" else _last_line(source)
         col = tok.column if tok.type != "$END" else len(_source_line(source, line) or "") + 1
         if tok.type == "_NL":  # point at the end of the line, not the next one
@@ -484,7 +533,10 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream or 0
         ch = source[pos] if pos < len(source) else ""
-        expected = _describe_expected(set(exc.allowed or ()))
+        exp, closer = _in_context(set(exc.allowed or ()), source, pos)
+        expected = _describe_expected(exp)
+        if closer:
+            expected = closer if expected in ("something else", "';' or a new line to end the statement") else f"{closer}, or {expected}"
         shown = repr(ch)[1:-1] if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"U+{ord(ch):04X}"
         hint = ""
         if ch == '"':
@@ -567,8 +619,6 @@ def _scan_comments(source: str) -> list[Token]:
     line_starts = [0]
     for m in re.finditer(r"\n", source):
         line_starts.append(m.end())
-    import bisect
-
     for m in _COMMENT_OR_STRING.finditer(source):
         if m.group(0).startswith("#"):
             pos = m.start()

@@ -128,7 +128,14 @@ def format_path(path: ast.Path) -> str:
         else:
             if i > 0:
                 out.append(".")
-            out.append(format_segment(part, first=(i == 0), followed_by_index=_next_is_index(path, i)))
+            out.append(
+                format_segment(
+                    part,
+                    first=(i == 0),
+                    followed_by_index=_next_is_index(path, i),
+                    alone=len(path.parts) == 1,
+                )
+            )
     return "".join(out)
 
 
@@ -136,7 +143,9 @@ def _next_is_index(path: ast.Path, i: int) -> bool:
     return i + 1 < len(path.parts) and isinstance(path.parts[i + 1], (ast.Index, ast.Slice))
 
 
-def format_segment(part: ast.PathPart, *, first: bool = False, followed_by_index: bool = False) -> str:
+def format_segment(
+    part: ast.PathPart, *, first: bool = False, followed_by_index: bool = False, alone: bool = False
+) -> str:
     if isinstance(part, ast.AnySegments):
         return "**"
     if isinstance(part, ast.Glob):
@@ -146,6 +155,8 @@ def format_segment(part: ast.PathPart, *, first: bool = False, followed_by_index
         needs_quote = not _PLAIN_WORD.match(name)
         if first and (name in _START_KEYWORDS or (name == "children" and followed_by_index)):
             needs_quote = True
+        if first and name == "stats" and alone:
+            needs_quote = True  # `freeze stats except x` would read as a stats statement
         if first and name in ("name", "type"):
             needs_quote = False  # `name~` / `type=` only lex as keywords with their operator
         if needs_quote:
