@@ -79,9 +79,38 @@ class ModelIndex:
     module_nodes: list[Node]  # pre-order; Node.mstart indexes this list
     module_objects: list[Any]  # the modules, parallel to module_nodes (never mutated here)
 
+    _by_segment: dict[str, list[Node]] | None = None
+
     @property
     def all_mask(self) -> int:
         return (1 << len(self.names)) - 1
+
+    def _segments(self) -> dict[str, list[Node]]:
+        if self._by_segment is None:
+            table: dict[str, list[Node]] = {}
+            for node in self.root.walk():
+                if node.path:
+                    table.setdefault(node.segment, []).append(node)
+            self._by_segment = table
+        return self._by_segment
+
+    def segment_names(self) -> list[str]:
+        return sorted(self._segments())
+
+    def nodes_named(self, part: Any) -> list[Node]:
+        """Every node (module or parameter) whose last segment matches a Word or Glob."""
+        table = self._segments()
+        name = getattr(part, "name", None)
+        if name is not None:
+            return table.get(name, [])
+        import re
+
+        rx = re.compile("".join("[^.]*" if ch == "*" else re.escape(ch) for ch in part.pattern) + r"\Z")
+        out: list[Node] = []
+        for seg, nodes in table.items():
+            if rx.match(seg):
+                out.extend(nodes)
+        return out
 
     def tensor_mask(self, name_mask: int) -> set[int]:
         return {self.tensor_of[i] for i in iter_bits(name_mask)}
