@@ -10,11 +10,11 @@ a selection is then a Python int used as a bit set over names, so unions and
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from freezedsl.util import gc_paused
 
 TRANSPARENT_CHILDREN = frozenset({"_checkpoint_wrapped_module", "_fsdp_wrapped_module", "_orig_mod"})
 
@@ -210,18 +210,6 @@ def build_index(model: Any) -> ModelIndex:
     """
     with gc_paused():
         return _build_index(model)
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while allocating many small acyclic objects."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 _NO_CHILDREN: dict[str, Node] = {}  # shared by parameter leaves; never mutated

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
-from freezedsl.planning.index import ModelIndex, Node, build_index, gc_paused, iter_bits
+from freezedsl.planning.index import ModelIndex, Node, build_index, iter_bits
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
+from freezedsl.util import gc_paused
 
 
 @dataclass(frozen=True)

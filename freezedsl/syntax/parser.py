@@ -19,11 +19,12 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from freezedsl.errors import RuleSyntaxError, Span, source_lines
 from freezedsl.syntax import ast
+from freezedsl.util import gc_paused
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 200
@@ -165,8 +166,25 @@ def _int(tok: Token | None) -> int | None:
     return int(text)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst:
+    """Tree -> AST. A plain recursive walk: Lark's Transformer with ``v_args(meta=True)``
+    re-wraps every callback on each call, which doubled parse time on large files."""
+
+    def transform(self, tree: Any) -> Any:
+        handlers: dict[str, Any] = {}
+
+        def convert(node: Any) -> Any:
+            if not isinstance(node, lark.Tree):
+                return node
+            items = [convert(child) for child in node.children]
+            name = str(node.data)
+            fn = handlers.get(name)
+            if fn is None:
+                fn = handlers[name] = getattr(self, name)
+            return fn(node.meta, items)
+
+        return convert(tree)
+
     # ---- statements
     def start(self, meta: Any, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]
@@ -573,18 +591,21 @@ def parse(source: str, path: str | None = None) -> ast.Program:
         raise _error(source, path, f"parentheses nested deeper than {MAX_NESTING} levels; simplify the selector", line, col)
     comments: list[Token] = []
     try:
+        with gc_paused():  # the parse tree and AST are acyclic; collection passes only cost
+            return _parse_checked(source, path, comments)
+    except RecursionError:
+        raise _error(source, path, "rule text nests too deeply to parse; simplify it", 1, 1) from None
+
+
+def _parse_checked(source: str, path: str | None, comments: list[Token]) -> ast.Program:
+    try:
         parser = _lark()
         tree = _parse_collecting(parser, source, comments)
         statements = _ToAst().transform(tree)
     except UnexpectedInput as exc:
         raise _translate(exc, source, path) from None
-    except lark.exceptions.VisitError as exc:
-        orig = exc.orig_exc
-        if isinstance(orig, _Located):
-            raise _error(source, path, orig.message, orig.line, orig.col) from None
-        if isinstance(orig, RecursionError):
-            raise _error(source, path, "rule text nests too deeply to parse; simplify it", 1, 1) from None
-        raise
+    except _Located as exc:
+        raise _error(source, path, exc.message, exc.line, exc.col) from None
     except RecursionError:
         raise _error(source, path, "rule text nests too deeply to parse; simplify it", 1, 1) from None
     statements, tail = _attach_trivia(statements, comments, source)
