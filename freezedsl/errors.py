@@ -20,6 +20,11 @@ def source_lines(text: str) -> list[str]:
 
 
 def elide(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Shorten over-long words (a 100k-character path) so the message's own words stay."""
+    if len(text) <= limit:
+        return text
+    words = [w if len(w) <= 80 else f"{w[:36]}...{w[-36:]}" for w in text.split(" ")]
+    text = " ".join(words)
     if len(text) <= limit:
         return text
     keep = (limit - 5) // 2

@@ -53,6 +53,7 @@ MANIFEST_KEY = "freezedsl_manifest"
 TORCHSCRIPT_MANIFEST = "freezedsl_manifest.json"
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_INNER_WRAPPERS = ("._orig_mod.", "._checkpoint_wrapped_module.", "._fsdp_wrapped_module.")
 _ARCH_RE = re.compile(
     r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
     r":(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
@@ -85,7 +86,9 @@ class LoadedModel:
 
 
 def canonical_name(name: str) -> str:
-    """Drop DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) wrapper segments.
+    """Drop wrapper segments: DDP (``module.``), ``torch.compile`` (``_orig_mod.``),
+    activation checkpointing (``_checkpoint_wrapped_module.``) and FSDP1
+    (``_fsdp_wrapped_module.``), the same levels the planner treats as transparent.
 
     Wrapped models save the same weights under longer names; comparing canonical names
     lets a checkpoint or manifest from a wrapped model fit the plain one and back.
@@ -97,8 +100,11 @@ def canonical_name(name: str) -> str:
             if name.startswith(prefix):
                 name = name[len(prefix) :]
                 changed = True
-    while "._orig_mod." in name:  # a compiled submodule
-        name = name.replace("._orig_mod.", ".")
+    for inner in _INNER_WRAPPERS:  # compiled, checkpoint-wrapped or FSDP1-wrapped blocks
+        if name.startswith(inner[1:]):
+            name = name[len(inner) - 1 :]
+        while inner in name:
+            name = name.replace(inner, ".")
     return name
 
 
@@ -338,7 +344,12 @@ def _unsafe_global(path: str, fmt: str, exc: BaseException) -> str | None:
 
 
 def _corrupt(path: str, fmt: str, exc: BaseException) -> str:
-    if fmt == "legacy" and not isinstance(exc, EOFError) and "magic number" in str(exc):
+    text = str(exc)
+    # torch.save's legacy format starts with a pickled magic number (protocol 2, no
+    # FRAME opcode); pickle.dumps() output fails on the magic number or on FRAME (149).
+    if fmt == "legacy" and not isinstance(exc, EOFError) and (
+        "magic number" in text or "Unsupported operand 149" in text
+    ):
         return (
             f"{path} is a Python pickle but not a torch.save file ({_torch_reason(exc)}); "
             "save the model with torch.save"

@@ -264,14 +264,14 @@ def test_arch_arguments_are_never_evaluated(tmp_path: Path) -> None:
         (
             "nosuchpkg.models:net",
             (
-                "cannot import module 'nosuchpkg.models' for --arch 'nosuchpkg.models:net': "
+                "cannot import module 'nosuchpkg.models' for architecture 'nosuchpkg.models:net': "
                 "No module named 'nosuchpkg'; expected 'package.module:callable' "
                 "(e.g. torchvision.models:resnet18)"
             ),
         ),
         ("freezedsl.zoo:small_cn", "did you mean 'freezedsl.zoo:small_cnn'?"),
         ("freezedsl.zoo:__name__", "names a str, not a callable"),
-        ("freezedsl.loading:canonical_name", "building --arch"),
+        ("freezedsl.loading:canonical_name", "building architecture"),
         ("freezedsl.zoo:small_cnn(num_classes=)", "cannot parse the arguments"),
         ("freezedsl.zoo:small_cnn(num_classes=", "is not an architecture"),
         ("freezedsl.zoo:small_cnn(bogus=1)", "TypeError"),

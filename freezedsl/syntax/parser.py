@@ -520,22 +520,25 @@ def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], st
         elif ch == ")":
             depth = max(depth - 1, 0)
     closer = None
-    if depth > 0:
+    tail = code.rstrip()
+    needs_selector = tail.endswith(("(", ",")) or re.search(r"\bexcept\Z", tail) is not None
+    if depth > 0 and not needs_selector:
         abs_pos = code.rfind(";") + 1 + opened
         line = code.count("\n", 0, abs_pos) + 1
         col = abs_pos - (code.rfind("\n", 0, abs_pos) + 1) + 1
         closer = f"')' to close the '(' at line {line}, column {col}"
-    else:
-        exp.discard("RPAR")
-    if line_text.count("[") > line_text.count("]"):
+        exp -= _SELECTOR_START | {"_NL"}  # after a complete selector none can follow
+    exp.discard("RPAR")  # named by `closer` when it may follow
+    if line_text.count("[") > line_text.count("]") and "RSQB" in exp:
         closer = closer or "']' to close the '['"
+        exp.discard("RSQB")
     return exp, closer
 
 
 def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSyntaxError:
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        pos = tok.start_pos if tok.start_pos is not None else len(source)
+        pos = len(source) if tok.type == "$END" or tok.start_pos is None else tok.start_pos
         exp, closer = _in_context(set(exc.expected), source, pos)
         expected = _describe_expected(exp)
         if closer:
@@ -709,7 +712,11 @@ def read_rules(path: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise RuleSyntaxError(f"cannot read rule file: {exc.strerror or exc}", path=shown) from None
     if len(data) > MAX_SOURCE_BYTES:
-        raise RuleSyntaxError(f"rule file is {len(data)} bytes; the limit is {MAX_SOURCE_BYTES}", path=shown)
+        try:
+            size = f"{p.stat().st_size} bytes"
+        except OSError:
+            size = f"over {MAX_SOURCE_BYTES} bytes"
+        raise RuleSyntaxError(f"rule file is {size}; the limit is {MAX_SOURCE_BYTES}", path=shown)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:

@@ -147,7 +147,7 @@ def test_plan_reports(
     check_golden(golden, _plan_report(path or "<rules>", model_name, text, path))
 
 
-# --------------------------------------------------------------------- unclear messages (xfail)
+# --------------------------------------------------------------------- unclear messages (fixed)
 
 
 def _syntax_message(text: str) -> str:
@@ -156,10 +156,6 @@ def _syntax_message(text: str) -> str:
     return str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unclosed ( or [ asks for ';' / an index instead of the closing bracket",
-)
 @pytest.mark.parametrize(
     ("text", "closer"),
     [
@@ -175,18 +171,11 @@ def test_unclosed_bracket_names_the_closing_bracket(text: str, closer: str) -> N
     assert "';' or a new line" not in message, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: end-of-statement errors offer 'to' (of `convert SEL to`) after freeze/unfreeze",
-)
 @pytest.mark.parametrize("text", ["freeze fc??", "freeze fc = 1", "unfreeze layer4 layer3"])
 def test_end_of_statement_errors_do_not_offer_to(text: str) -> None:
     assert "'to'" not in _syntax_message(text)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: children[i] out of range says 'children has N child modules'"
-)
 def test_children_out_of_range_names_the_root() -> None:
     with pytest.raises(FreezeError) as info:
         freezedsl.plan(resnet18_meta(), "freeze children[20]")

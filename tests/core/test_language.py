@@ -392,11 +392,6 @@ def test_shared_submodule_is_selected_under_both_paths() -> None:
     assert len(plan.params) == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (spec mismatch): children[i] counts a module registered twice under one parent twice; "
-    "the spec says child modules are named_children(), which lists it once",
-)
 def test_index_counts_named_children_once() -> None:
     shared = nn.Linear(2, 2)
     model = nn.Sequential()
@@ -457,8 +452,6 @@ def test_keywords_are_plain_names_in_paths(word: str, shape: str) -> None:
     freezedsl.plan(model, text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a module named `stats` before `except` is printed unquoted and "
-                   "then parses as `freeze stats SEL`")  # fmt: skip
 def test_module_named_stats_round_trips_before_except() -> None:
     program = ast.Program(
         (
@@ -591,9 +584,6 @@ def test_torchscript_module(
     assert plan.model_class == "ScriptableNet"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: type= on TorchScript modules ignores dotted names and base classes"
-)
 @pytest.mark.parametrize("text", ["freeze type=batchnorm.BatchNorm1d", "freeze type=_BatchNorm"])
 def test_torchscript_type_dotted_and_base(scripted: torch.jit.ScriptModule, text: str) -> None:
     freezedsl.apply(scripted, text)

@@ -241,7 +241,7 @@ def test_bare_names_select_inside_ddp(one_rank_group: None) -> None:
     plan = freezedsl.plan(ddp, "freeze features; unfreeze classifier")
     assert plan.wrapper == "DistributedDataParallel"
     assert plan.warnings and "DistributedDataParallel" in plan.warnings[0]
-    assert "Freeze before wrapping" in plan.warnings[0]
+    assert "freeze before wrapping: DDP records which parameters need gradients" in plan.warnings[0]
     assert set(plan.trainable) == {"classifier.weight", "classifier.bias"}
     assert not any(n.startswith("module.") for n in plan.trainable + plan.frozen)
     # plan() is pure: nothing changed on the wrapped model.

@@ -53,12 +53,21 @@ def test_non_reentrant_checkpoint_trains_after_frozen_prefix() -> None:
     assert inner.weight.grad is not None
 
 
-def test_checkpoint_wrapper_renames_paths_inside_the_block() -> None:
+def test_checkpoint_wrapper_is_transparent_in_paths() -> None:
+    """The _checkpoint_wrapped_module level is skipped: rules and plans use bare names."""
     model = _checkpointed(CheckpointImpl.NO_REENTRANT)
     whole = freezedsl.plan(model, "freeze features.1")
-    assert "features.1._checkpoint_wrapped_module.conv.weight" in whole.frozen
+    assert "features.1.conv.weight" in whole.frozen
+    assert not any("_checkpoint_wrapped_module" in n for n in whole.frozen + whole.trainable)
+    inner = freezedsl.plan(model, "freeze features.1.conv")  # the bare path inside the block
+    assert "features.1.conv.weight" in inner.frozen
+    assert "features.1.bn.weight" in inner.trainable
     with pytest.raises(freezedsl.SelectionError):
-        freezedsl.plan(model, "freeze features.1.conv")  # the bare path is gone
+        freezedsl.plan(model, "freeze features.1._checkpoint_wrapped_module.conv")
+    freezedsl.apply(model, "freeze features.1.conv")  # reaches the wrapped parameters
+    wrapped = "features.1._checkpoint_wrapped_module"
+    assert not model.get_submodule(f"{wrapped}.conv").weight.requires_grad
+    assert model.get_submodule(f"{wrapped}.bn").weight.requires_grad
 
 
 @pytest.mark.slow

@@ -82,7 +82,12 @@ def _break(monkeypatch: pytest.MonkeyPatch, saver: str, exc: BaseException) -> N
 
 
 FAILURES = [
-    ("ctrl-c", KeyboardInterrupt(), 130, "freezedsl: interrupted; nothing was written"),
+    (
+        "ctrl-c",
+        KeyboardInterrupt(),
+        130,
+        "freezedsl: interrupted (files are written atomically: each is complete or untouched)",
+    ),
     (
         "disk-full",
         OSError(errno.ENOSPC, "No space left on device"),
@@ -164,13 +169,6 @@ def test_fmt_interrupted_keeps_the_rule_file(
     assert diff_snapshots(before, snapshot(tmp_path)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (false message): fmt writes files one by one; Ctrl-C during the second write leaves the "
-        "first file already reformatted, yet the CLI says 'interrupted; nothing was written'"
-    ),
-)
 def test_fmt_interrupted_between_files_tells_the_truth(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,7 +268,9 @@ def test_sigint_during_save_keeps_old_output(model_files: ModelFiles, tmp_path: 
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert first_line(err) == "freezedsl: interrupted; nothing was written"
+    assert first_line(err) == (
+        "freezedsl: interrupted (files are written atomically: each is complete or untouched)"
+    )
     assert_no_traceback(out, err)
     assert (work / "out.pt").read_bytes() == OLD
     assert _temps(work) == []
