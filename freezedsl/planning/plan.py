@@ -182,6 +182,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
 
     # Last match wins: walk the rules backwards and give each name to the first
     # (i.e. last in the file) rule that matches it; each name is decided once.
+    untied = len(names) == n_tensors
     decided_name: list[int] = [0] * len(names)  # statement number, 0 = undecided
     undecided = index.all_mask
     matched_counts: dict[int, tuple[int, int]] = {}
@@ -191,8 +192,12 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             for i in iter_bits(new):
                 decided_name[i] = number
             undecided &= ~new
-        tset = {tensor_of[i] for i in iter_bits(mask)}
-        matched_counts[number] = (len(tset), sum(numel[t] for t in tset))
+        if untied:  # name index == tensor index: no set needed
+            hits = list(iter_bits(mask))
+            matched_counts[number] = (len(hits), sum(map(numel.__getitem__, hits)))
+        else:
+            tset = {tensor_of[i] for i in iter_bits(mask)}
+            matched_counts[number] = (len(tset), sum(numel[t] for t in tset))
 
     rule_of = {number: rule for number, rule, _ in rules}
     decided_tensor: list[int] = [0] * n_tensors
