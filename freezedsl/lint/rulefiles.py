@@ -212,7 +212,7 @@ def check_source(path: str, text: str, model: Any | None = None) -> list[Diagnos
 
 
 def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
-    from freezedsl.planning.index import build_index, iter_bits
+    from freezedsl.planning.index import build_index
     from freezedsl.planning.plan import make_plan
     from freezedsl.planning.select import Evaluator
 
@@ -261,7 +261,7 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
         if not isinstance(st, ast.Rule):
             continue
         mask = masks[id(st)]
-        tensors = {index.tensor_of[i] for i in iter_bits(mask)}
+        tensors = index.tensor_mask(mask)
         if tensors and decided.get(number, 0) == 0:
             out.append(
                 diag(

@@ -42,10 +42,6 @@ class Node:
     mend: int = 0
     running_stats: bool = False  # a norm layer that tracks running statistics
 
-    @property
-    def mask(self) -> int:
-        return ((1 << (self.end - self.start)) - 1) << self.start
-
     def walk(self) -> Iterator[Node]:
         """This node and every node below it, pre-order."""
         stack = [self]

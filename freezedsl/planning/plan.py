@@ -196,7 +196,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             hits = list(iter_bits(mask))
             matched_counts[number] = (len(hits), sum(map(numel.__getitem__, hits)))
         else:
-            tset = {tensor_of[i] for i in iter_bits(mask)}
+            tset = index.tensor_mask(mask)
             matched_counts[number] = (len(tset), sum(numel[t] for t in tset))
 
     rule_of = {number: rule for number, rule, _ in rules}
@@ -440,7 +440,7 @@ def _check_expect(plan: Plan, ev: Evaluator, number: int, st: ast.Statement) -> 
     if sel.mask == 0 and not _all_optional(st.selector):
         raise _empty_statement(ev, st.selector, ev.index)
     want = st.state == "trainable"
-    tensors = sorted({ev.index.tensor_of[i] for i in iter_bits(sel.mask)})
+    tensors = sorted(ev.index.tensor_mask(sel.mask))
     bad = [plan.params[t].name for t in tensors if plan.params[t].after != want]
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from freezedsl.errors import SelectionError, Span, source_lines
-from freezedsl.planning.index import ModelIndex, Node, indices_mask, iter_bits, ranges_mask
+from freezedsl.planning.index import ModelIndex, Node, indices_mask, ranges_mask
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
 
@@ -30,9 +30,6 @@ class Selection:
     mmask: int = 0  # bit set over index.module_nodes (modules in scope, recursively)
     modules: int = 0  # how many modules/parameters the atoms matched (for reports)
     empty_atoms: list[ast.Selector] = field(default_factory=list)
-
-    def module_indices(self) -> list[int]:
-        return list(iter_bits(self.mmask))
 
 
 REGEX_BUDGET_ENV = "FREEZEDSL_REGEX_TIMEOUT"

@@ -362,11 +362,9 @@ def _attach_trivia(
     lines = source_lines(source)
     leading: list[list[str]] = [[] for _ in statements]
     trailing: list[str | None] = [None] * len(statements)
-    first_line: list[int] = []
     end_of: dict[int, int] = {}
     for i, st in enumerate(statements):
         assert st.span is not None
-        first_line.append(st.span.line)
         end_of.setdefault(st.span.end_line, i)
         end_of[st.span.end_line] = max(end_of[st.span.end_line], i)
     program_tail: list[str] = []
