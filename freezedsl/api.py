@@ -44,7 +44,7 @@ class Rules:
         from freezedsl.util import gc_paused
 
         with gc_paused():  # one pause for index, plan and apply (see build_index)
-            return apply_plan(self.plan(model))
+            return apply_plan(self.plan(model), fresh=True)
 
     def format(self) -> str:
         return format_program(self.program)

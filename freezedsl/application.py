@@ -12,10 +12,14 @@ before the error propagates.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from freezedsl.errors import ExpectationError, UsageError, source_lines
+from freezedsl.planning.index import iter_bits
 from freezedsl.planning.plan import Plan
+
+_get_requires_grad = attrgetter("requires_grad")
 
 STATS_ATTR = "_freezedsl_stats_hook"
 
@@ -57,28 +61,36 @@ def stats_frozen(module: Any) -> bool:
     return getattr(module, STATS_ATTR, None) is not None
 
 
-def apply_plan(plan: Plan) -> Plan:
-    """Carry out a plan, all or nothing."""
+def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
+    """Carry out a plan, all or nothing.
+
+    ``fresh=True`` says the plan was made just now, in this call stack (``Rules.apply``),
+    which skips re-reading every flag to check that the model did not change since.
+    """
     check_expectations(plan)
     objects = plan._objects
-    if len(objects) != len(plan.params):
-        raise UsageError("this plan holds no model; build it with freezedsl.plan(model, rules)")
-    todo = []
-    for obj, p in zip(objects, plan.params):
-        if bool(obj.requires_grad) != p.before:
-            raise UsageError(
-                f"{p.name} changed since the plan was made (requires_grad is now {bool(obj.requires_grad)}); "
-                "plan again before applying"
-            )
-        if p.before != p.after:
-            todo.append((obj, p.after))
+    before = plan._index.requires_grad
+    now = before if fresh else list(map(_get_requires_grad, objects))
+    if now != before:
+        t = next(t for t, (a, b) in enumerate(zip(now, before)) if bool(a) != b)
+        name = plan._index.canonical_names()[t]
+        raise UsageError(
+            f"{name} changed since the plan was made (requires_grad is now {bool(now[t])}); "
+            "plan again before applying"
+        )
+    todo = list(iter_bits(plan._before ^ plan._after))  # tensors whose flag flips
     replacements = _build_replacements(plan)  # may fail: nothing has changed yet
     undo: list[Callable[[], None]] = []
     flipped = 0  # todo[:flipped] are done; undone by one loop, not 100k closures
     try:
-        for obj, want in todo:
-            _set(obj, want)
-            flipped += 1
+        if _set is None:
+            for t in todo:
+                objects[t].requires_grad_(not before[t])
+                flipped += 1
+        else:
+            for t in todo:
+                _set(objects[t], not before[t])
+                flipped += 1
         _apply_stats(plan, undo)
         for parent, key, new in replacements:
             old = parent._modules[key]
@@ -87,15 +99,16 @@ def apply_plan(plan: Plan) -> Plan:
     except BaseException:
         for fn in reversed(undo):
             fn()
-        for obj, want in todo[:flipped]:
-            obj.requires_grad_(not want)
+        for t in todo[:flipped]:
+            objects[t].requires_grad_(before[t])
         raise
     return plan
 
 
-def _set(obj: Any, want: bool) -> None:
-    """One flag change; a separate function so fault-injection tests can patch it."""
-    obj.requires_grad_(want)
+# Fault-injection tests set this to a function ``(param, flag) -> None`` that is then
+# called for every flag change instead of ``param.requires_grad_(flag)``; a plain
+# method call keeps the common path free of an extra Python frame per tensor.
+_set: Callable[[Any, bool], None] | None = None
 
 
 def _module_restorer(parent: Any, key: str, old: Any) -> Callable[[], None]:

@@ -255,7 +255,7 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
         return out
 
     # FZ111 / FZ112: walk the rules in order with the running state per tensor.
-    state = [t.requires_grad for t in index.tensors]
+    state = list(index.requires_grad)
     decided = {r.number: r.decided_tensors for r in plan.statements}
     for number, st in enumerate(reduced.statements, 1):
         if not isinstance(st, ast.Rule):

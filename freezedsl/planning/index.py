@@ -1,17 +1,28 @@
 """A read-only index of a model's module tree and parameters.
 
 Selectors are evaluated against this index, not against the live module, so planning
-is pure: building the index only reads the model. Parameter names are ordered like
-``named_parameters(remove_duplicate=False)`` (pre-order, each module's own parameters
-first), which makes every module's parameters one contiguous range of name indices;
-a selection is then a Python int used as a bit set over names, so unions and
-``except`` cost a few machine words per 64 names whatever the number of statements.
+is pure: building the index only reads the model.
+
+The index is a handful of parallel lists, not one object per module or parameter:
+models with 100k parameter tensors are common (mixtures of experts) and a Python
+object per tensor would cost more than the whole of what the bare
+``for p in model.parameters()`` loop does. Modules are numbered in pre-order and
+parameter names are ordered like ``named_parameters(remove_duplicate=False)`` (each
+module's own parameters first), so every module's subtree is one contiguous range of
+module numbers *and* of name numbers. A selection is then a Python int used as a bit
+set over names, and unions and ``except`` cost a few machine words per 64 names
+whatever the number of statements.
+
+A *ref* names one node of the tree: a module number ``j >= 0`` or a parameter name
+number ``k`` encoded as ``~k`` (negative).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import compress, count
+from operator import attrgetter
 from typing import Any
 
 from freezedsl.util import gc_paused
@@ -23,33 +34,6 @@ WRAPPER_ATTRS = {
     "DataParallel": "module",
     "OptimizedModule": "_orig_mod",  # torch.compile
 }
-
-
-@dataclass(slots=True)
-class Node:
-    """A module or a parameter in the tree, addressed by its dotted path."""
-
-    path: str
-    segment: str
-    is_param: bool
-    start: int = 0  # name-index range [start, end) of every parameter below
-    end: int = 0
-    children: dict[str, Node] = field(default_factory=dict)  # submodules then parameters
-    modules: list[Node] = field(default_factory=list)  # submodules in registration order
-    classes: tuple[str, ...] = ()  # own class name first, then base classes
-    qualname: str = ""
-    mstart: int = 0  # module-index range [mstart, mend) of this module and all below
-    mend: int = 0
-    running_stats: bool = False  # a norm layer that tracks running statistics
-
-    def walk(self) -> Iterator[Node]:
-        """This node and every node below it, pre-order."""
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(list(node.children.values())))
-
 
 @dataclass(slots=True)
 class TensorInfo:
@@ -63,64 +47,303 @@ class TensorInfo:
     device: str
 
 
-@dataclass
-class ModelIndex:
-    root: Node
-    names: list[str]  # every parameter name, tied aliases included
-    tensor_of: list[int]  # name index -> tensor index
-    tensors: list[TensorInfo]
-    objects: list[Any]  # the parameter objects, by tensor index (never mutated here)
-    model_class: str
-    wrapper: str | None  # e.g. "DistributedDataParallel" when the model was unwrapped
-    module_nodes: list[Node]  # pre-order; Node.mstart indexes this list
-    module_objects: list[Any]  # the modules, parallel to module_nodes (never mutated here)
+# ``bytes.translate`` table turning the text of ``bin(mask)`` into one 0/1 byte per bit.
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+_get_requires_grad = attrgetter("requires_grad")
 
-    _by_segment: dict[str, list[Node]] | None = None
+
+def mask_bits(mask: int, total: int) -> bytes:
+    """One byte (0 or 1) per index ``0..total-1``: bit ``i`` of ``mask`` at position ``i``.
+
+    ``bytes`` are valid selectors for ``itertools.compress``, which turns per-index
+    loops (sums of sizes, lists of indices) into C loops.
+    """
+    if mask <= 0:
+        return bytes(total)
+    text = bin(mask)[:1:-1].encode("ascii").translate(_BITS)
+    return text + bytes(total - len(text)) if len(text) < total else text[:total]
+
+
+def bits_mask(flags: Iterable[Any]) -> int:
+    """The inverse of mask_bits: bit ``i`` set where ``flags[i]`` is true."""
+    data = bytes(flags) if isinstance(flags, (bytes, bytearray)) else bytes(map(bool, flags))
+    if not data:
+        return 0
+    return int(data[::-1].translate(_TO_TEXT), 2)
+
+
+_TO_TEXT = bytes.maketrans(b"\x00\x01", b"01")
+
+
+def iter_bits(mask: int) -> Iterator[int]:
+    """Indices of set bits, ascending; one C loop over the mask's bit length."""
+    if mask <= 0:
+        return iter(())
+    return compress(count(), bin(mask)[:1:-1].encode("ascii").translate(_BITS))
+
+
+def weighted_sum(mask: int, weights: Sequence[int]) -> int:
+    """``sum(weights[i] for i in mask)``."""
+    return sum(compress(weights, mask_bits(mask, len(weights))))
+
+
+def ranges_mask(total: int, ranges: Iterable[tuple[int, int]]) -> int:
+    """OR of many [start, end) ranges as one int, in time linear in ``total``."""
+    spans = [(s, e) for s, e in ranges if e > s]
+    if not spans:
+        return 0
+    if len(spans) == 1:
+        s, e = spans[0]
+        return ((1 << (e - s)) - 1) << s
+    buf = bytearray(total)
+    for s, e in spans:
+        buf[s:e] = b"\x01" * (e - s)
+    return bits_mask(buf)
+
+
+def indices_mask(total: int, indices: Iterable[int]) -> int:
+    buf = bytearray(total)
+    for i in indices:
+        buf[i] = 1
+    return bits_mask(buf)
+
+
+class ModelIndex:
+    """The module tree and parameters of one model, as parallel lists (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        names: list[str],
+        leaf: list[str],
+        tensor_of: Sequence[int],
+        objects: list[Any],
+        module_objects: list[Any],
+        module_paths: list[str],
+        module_segs: list[str],
+        module_end: list[int],
+        param_start: list[int],
+        transparent: frozenset[int],
+        wrapper: str | None,
+    ) -> None:
+        self.names = names  # every parameter name, tied aliases included
+        self.leaf = leaf  # last segment of each name
+        self.tensor_of = tensor_of  # name number -> tensor number
+        self.objects = objects  # the parameter objects by tensor number (never mutated here)
+        self.module_objects = module_objects  # pre-order (never mutated here)
+        self.module_paths = module_paths
+        self.module_segs = module_segs
+        self.module_end = module_end  # modules j..module_end[j]-1 are j and its subtree
+        self.param_start = param_start  # names of module j start here; one extra entry: len(names)
+        self.transparent = transparent  # modules inside a wrapper, shown under its path
+        self.wrapper = wrapper  # e.g. "DistributedDataParallel" when the model was unwrapped
+        self.tied = len(objects) != len(names)
+        self._tensors: list[TensorInfo] | None = None
+        self._requires_grad: list[bool] | None = None
+        self._numel: list[int] | None = None
+        self._path_to_module: dict[str, int] | None = None
+        self._classes: dict[int, tuple[tuple[str, ...], str]] = {}
+        self._named: dict[str, list[int]] = {}
+        self.model_class = self.classes(0)[0] if self.classes(0) else type(module_objects[0]).__name__
+
+    # ------------------------------------------------------------ sizes and masks
+    @property
+    def n_modules(self) -> int:
+        return len(self.module_objects)
 
     @property
     def all_mask(self) -> int:
         return (1 << len(self.names)) - 1
 
-    def _segments(self) -> dict[str, list[Node]]:
-        if self._by_segment is None:
-            table: dict[str, list[Node]] = {}
-            for node in self.root.walk():
-                if node.path:
-                    table.setdefault(node.segment, []).append(node)
-            self._by_segment = table
-        return self._by_segment
+    @property
+    def all_tensors_mask(self) -> int:
+        return (1 << len(self.objects)) - 1
 
-    def segment_names(self) -> list[str]:
-        return sorted(self._segments())
+    def param_end(self, j: int) -> int:
+        return self.param_start[self.module_end[j]]
 
-    def nodes_named(self, part: Any) -> list[Node]:
-        """Every node (module or parameter) whose last segment matches a Word or Glob."""
-        table = self._segments()
-        name = getattr(part, "name", None)
-        if name is not None:
-            return table.get(name, [])
-        import re
+    def own_params(self, j: int) -> range:
+        """Name numbers of module ``j``'s own parameters (not its submodules')."""
+        return range(self.param_start[j], self.param_start[j + 1])
 
-        rx = re.compile("".join("[^.]*" if ch == "*" else re.escape(ch) for ch in part.pattern) + r"\Z")
-        out: list[Node] = []
-        for seg, nodes in table.items():
-            if rx.match(seg):
-                out.extend(nodes)
+    # ------------------------------------------------------------ tensors
+    @property
+    def requires_grad(self) -> list[bool]:
+        """``requires_grad`` of every tensor when the index was built."""
+        if self._requires_grad is None:
+            self._requires_grad = list(map(_get_requires_grad, self.objects))
+        return self._requires_grad
+
+    @property
+    def numel(self) -> list[int]:
+        if self._numel is None:
+            self._numel = [p.numel() for p in self.objects]
+        return self._numel
+
+    @property
+    def tensors(self) -> list[TensorInfo]:
+        """Per-tensor details, built on first use (reports, ``show``, lint)."""
+        if self._tensors is None:
+            aliases = self.aliases()
+            out = []
+            for t, (param, rg, n) in enumerate(zip(self.objects, self.requires_grad, self.numel)):
+                dtype, can = dtype_info(param.dtype)
+                names = aliases[t]
+                out.append(TensorInfo(names[0], names, tuple(param.shape), n, dtype, rg, can, param.device.type))
+            self._tensors = out
+        return self._tensors
+
+    def aliases(self) -> list[tuple[str, ...]]:
+        """Every name of each tensor, canonical (first) name first."""
+        if not self.tied:
+            return [(n,) for n in self.names]
+        out: list[tuple[str, ...]] = [()] * len(self.objects)
+        for name, t in zip(self.names, self.tensor_of):
+            out[t] = out[t] + (name,)
         return out
 
+    def canonical_names(self) -> list[str]:
+        if not self.tied:
+            return self.names
+        return [a[0] for a in self.aliases()]
+
+    def tensor_bits(self, name_mask: int) -> int:
+        """A mask over names turned into a mask over tensors (a tensor is in when any name is)."""
+        if not self.tied:
+            return name_mask
+        buf = bytearray(len(self.objects))
+        for i in iter_bits(name_mask):
+            buf[self.tensor_of[i]] = 1
+        return bits_mask(buf)
+
     def tensor_mask(self, name_mask: int) -> set[int]:
-        return {self.tensor_of[i] for i in iter_bits(name_mask)}
+        return set(iter_bits(self.tensor_bits(name_mask)))
 
+    # ------------------------------------------------------------ modules
+    def classes(self, j: int) -> tuple[str, ...]:
+        """Module ``j``'s class name first, then its base classes."""
+        return self._class_info(j)[0]
 
-def iter_bits(mask: int) -> Iterator[int]:
-    """Indices of set bits, ascending; linear in the mask's bit length."""
-    if mask <= 0:
-        return
-    text = bin(mask)[:1:-1]
-    i = text.find("1")
-    while i != -1:
-        yield i
-        i = text.find("1", i + 1)
+    def qualname(self, j: int) -> str:
+        return self._class_info(j)[1]
+
+    def _class_info(self, j: int) -> tuple[tuple[str, ...], str]:
+        info = self._classes.get(j)
+        if info is None:
+            info = self._classes[j] = class_names(self.module_objects[j])
+        return info
+
+    def class_matches(self, test: Any) -> list[int]:
+        """Module numbers whose ``(classes, qualname)`` pass ``test``; one test per class."""
+        types = list(map(type, self.module_objects))
+        verdict: dict[type, bool] = {}
+        out: list[int] = []
+        for cls in set(types):
+            if cls.__name__ in SCRIPT_CLASSES:  # per instance: the scripted class varies
+                out.extend(j for j, c in enumerate(types) if c is cls and test(*self._class_info(j)))
+            else:
+                verdict[cls] = bool(test(*_class_info_of(cls)))
+        wanted = {cls for cls, ok in verdict.items() if ok}
+        if wanted:
+            out.extend(compress(count(), map(wanted.__contains__, types)))
+        return sorted(out)
+
+    def running_stats(self, j: int) -> bool:
+        """A norm layer that tracks running statistics (BatchNorm, InstanceNorm with stats)."""
+        return "_NormBase" in self.classes(j) and getattr(self.module_objects[j], "running_mean", None) is not None
+
+    def child_modules(self, j: int) -> list[int]:
+        """Module ``j``'s submodules in registration order, each object once (``named_children``)."""
+        end = self.module_end
+        out: list[int] = []
+        k = j + 1
+        stop = end[j]
+        while k < stop:
+            out.append(k)
+            k = end[k]
+        if self.transparent and any(k in self.transparent for k in out):
+            out = [m for k in out for m in (self.child_modules(k) if k in self.transparent else (k,))]
+        objects = self.module_objects
+        if len(set(map(id, map(objects.__getitem__, out)))) < len(out):  # a module registered twice
+            seen: set[int] = set()
+            unique: list[int] = []
+            for k in out:
+                if id(objects[k]) not in seen:
+                    seen.add(id(objects[k]))
+                    unique.append(k)
+            out = unique
+        return out
+
+    def child_params(self, j: int) -> list[int]:
+        """Name numbers of ``j``'s own parameters, and those of a wrapped module inside it."""
+        out = list(self.own_params(j))
+        k = j + 1
+        stop = self.module_end[j]
+        while k < stop:
+            if k in self.transparent:
+                out.extend(self.child_params(k))
+            k = self.module_end[k]
+        return out
+
+    def children(self, j: int) -> Iterator[tuple[str, int]]:
+        """(segment, ref) of every child of module ``j``: submodules then parameters."""
+        k = j + 1
+        stop = self.module_end[j]
+        while k < stop:
+            if k in self.transparent:
+                yield from ((s, r) for s, r in self.children(k) if r >= 0)
+            else:
+                yield self.module_segs[k], k
+            k = self.module_end[k]
+        for i in self.child_params(j):
+            yield self.leaf[i], ~i
+
+    def child(self, j: int, segment: str) -> int | None:
+        """The ref of module ``j``'s child called ``segment``, or None."""
+        path = self.module_paths[j]
+        found = self.path_table().get(f"{path}.{segment}" if path else segment)
+        if found is not None:
+            return found
+        for i in self.child_params(j):
+            if self.leaf[i] == segment:
+                return ~i
+        return None
+
+    def path_table(self) -> dict[str, int]:
+        """Module path -> module number (a wrapper's inner module keeps the wrapper's number)."""
+        if self._path_to_module is None:
+            paths = self.module_paths
+            # built backwards so that the first module with a path wins
+            self._path_to_module = dict(zip(reversed(paths), range(len(paths) - 1, -1, -1)))
+        return self._path_to_module
+
+    def named(self, segment: str) -> list[int]:
+        """Refs of every module and parameter whose last segment is ``segment``."""
+        refs = self._named.get(segment)
+        if refs is None:
+            mods = compress(count(), map(segment.__eq__, self.module_segs))
+            refs = [j for j in mods if j and j not in self.transparent]
+            refs.extend(~i for i in compress(count(), map(segment.__eq__, self.leaf)))
+            self._named[segment] = refs
+        return refs
+
+    def segments(self) -> set[str]:
+        """Every segment name in the model (for globs and suggestions)."""
+        return set(self.module_segs[1:]) | set(self.leaf)
+
+    def path_of(self, ref: int) -> str:
+        return self.module_paths[ref] if ref >= 0 else self.names[~ref]
+
+    def has_params(self, ref: int) -> bool:
+        return ref < 0 or self.param_end(ref) > self.param_start[ref]
+
+    def subtree(self, ref: int) -> list[int]:
+        """``ref`` and every ref below it (``**``), modules first."""
+        if ref < 0:
+            return [ref]
+        refs = [k for k in range(ref, self.module_end[ref]) if k == ref or k not in self.transparent]
+        refs.extend(~i for i in range(self.param_start[ref], self.param_end(ref)))
+        return refs
 
 
 def unwrap(model: Any) -> tuple[Any, str | None]:
@@ -138,21 +361,25 @@ def unwrap(model: Any) -> tuple[Any, str | None]:
     return model, wrapper
 
 
+SCRIPT_CLASSES = ("RecursiveScriptModule", "ScriptModule")
 _CLASS_CACHE: dict[type, tuple[tuple[str, ...], str]] = {}
 _DTYPE_CACHE: dict[Any, tuple[str, bool]] = {}
 
 
-def _class_names(module: Any) -> tuple[tuple[str, ...], str]:
+def class_names(module: Any) -> tuple[tuple[str, ...], str]:
+    """(class and base class names, dotted name) of a module."""
     cls = type(module)
-    cached = _CLASS_CACHE.get(cls)
-    if cached is not None:
-        return cached
-    if cls.__name__ in ("RecursiveScriptModule", "ScriptModule"):
+    if cls.__name__ in SCRIPT_CLASSES:
         return _script_class_names(module, cls.__name__)  # per instance: not cached
-    names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
-    result = names, f"{cls.__module__}.{cls.__qualname__}"
-    _CLASS_CACHE[cls] = result
-    return result
+    return _class_info_of(cls)
+
+
+def _class_info_of(cls: type) -> tuple[tuple[str, ...], str]:
+    cached = _CLASS_CACHE.get(cls)
+    if cached is None:
+        names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
+        cached = _CLASS_CACHE[cls] = names, f"{cls.__module__}.{cls.__qualname__}"
+    return cached
 
 
 def _script_class_names(module: Any, wrapper: str) -> tuple[tuple[str, ...], str]:
@@ -179,7 +406,8 @@ def _script_class_names(module: Any, wrapper: str) -> tuple[tuple[str, ...], str
     return (original, wrapper), qualified or original
 
 
-def _dtype_info(dtype: Any) -> tuple[str, bool]:
+def dtype_info(dtype: Any) -> tuple[str, bool]:
+    """(short dtype name, whether tensors of it can require gradients)."""
     info = _DTYPE_CACHE.get(dtype)
     if info is None:
         can = bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
@@ -188,11 +416,12 @@ def _dtype_info(dtype: Any) -> tuple[str, bool]:
     return info
 
 
-def _items(container: Any) -> list[tuple[str, Any]]:
+def _items(container: Any) -> Iterable[tuple[str, Any]]:
+    """``container.items()`` of a non-dict, e.g. TorchScript's ordered-dict wrapper."""
     if container is None:
-        return []
+        return ()
     try:
-        return list(container.items())
+        return container.items()
     except AttributeError:  # pragma: no cover - exotic containers
         return [(k, container[k]) for k in container]
 
@@ -200,16 +429,12 @@ def _items(container: Any) -> list[tuple[str, Any]]:
 def build_index(model: Any) -> ModelIndex:
     """Index ``model`` (an nn.Module, ScriptModule or a DDP/compile wrapper).
 
-    The garbage collector is paused meanwhile: the index allocates one small object
-    per parameter, and on models with ~100k tensors collection passes over the
-    growing heap would otherwise cost more than the walk itself.
+    The garbage collector is paused meanwhile: the walk allocates a few hundred
+    thousand strings and ints, and collection passes over the growing heap would
+    otherwise cost more than the walk itself.
     """
     with gc_paused():
         return _build_index(model)
-
-
-_NO_CHILDREN: dict[str, Node] = {}  # shared by parameter leaves; never mutated
-_NO_MODULES: list[Node] = []
 
 
 def _build_index(model: Any) -> ModelIndex:
@@ -222,98 +447,85 @@ def _build_index(model: Any) -> ModelIndex:
             "to use a state dict, build the model and load it first"
         )
     names: list[str] = []
-    tensor_of: list[int] = []
-    tensors: list[TensorInfo] = []
-    objects: list[Any] = []
-    by_id: dict[int, int] = {}
-    module_nodes: list[Node] = []
+    leaf: list[str] = []
+    params: list[Any] = []
     module_objects: list[Any] = []
+    module_paths: list[str] = []
+    module_segs: list[str] = []
+    module_end: list[int] = []
+    param_start: list[int] = []
+    transparent: list[int] = []
+    add_name, add_leaf, add_param = names.append, leaf.append, params.append
+    add_module, add_path, add_seg = module_objects.append, module_paths.append, module_segs.append
+    add_start, add_end = param_start.append, module_end.append
 
-    def visit(module: Any, path: str, segment: str, depth: int) -> Node:
-        classes, qual = _class_names(module)
-        node = Node(path, segment, False, classes=classes, qualname=qual)
-        node.mstart = len(module_nodes)
-        node.running_stats = "_NormBase" in classes and getattr(module, "running_mean", None) is not None
-        module_nodes.append(node)
-        module_objects.append(module)
-        node.start = len(names)
-        prefix = f"{path}." if path else ""
-        params = _items(getattr(module, "_parameters", None))
-        for pname, param in params:
-            if param is None:
-                continue
-            full = prefix + pname
-            idx = len(names)
-            names.append(full)
-            key = id(param)
-            t = by_id.get(key)
-            if t is None:
-                t = len(tensors)
-                by_id[key] = t
-                dtype, can = _dtype_info(param.dtype)
-                tensors.append(
-                    TensorInfo(
-                        full,
-                        (full,),
-                        tuple(param.shape),
-                        param.numel(),
-                        dtype,
-                        param.requires_grad,
-                        can,
-                        param.device.type,
-                    )
-                )
-                objects.append(param)
-            else:
-                info = tensors[t]
-                info.aliases = info.aliases + (full,)
-            tensor_of.append(t)
-            leaf = Node(full, pname, True, idx, idx + 1, _NO_CHILDREN, _NO_MODULES)
-            node.children[pname] = leaf
-        if depth > 500:
-            raise RecursionError("module tree deeper than 500 levels")
-        seen_children: set[int] = set()
-        for cname, child in _items(getattr(module, "_modules", None)):
+    # Pre-order with an explicit stack (no recursion limit, no closure cycle). An int
+    # on the stack marks the end of that module's subtree.
+    stack: list[Any] = [(bare, "", "", False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        if type(item) is int:
+            module_end[item] = len(module_objects)
+            continue
+        module, path, segment, inner = item
+        j = len(module_objects)
+        if inner:
+            transparent.append(j)
+        add_module(module)
+        add_path(path)
+        add_seg(segment)
+        add_start(len(names))
+        add_end(j + 1)  # a leaf module; a marker on the stack updates the others
+        own = module._parameters
+        if own:
+            prefix = f"{path}." if path else ""
+            for pname, param in own.items() if type(own) is dict else _items(own):
+                if param is not None:
+                    add_name(prefix + pname)
+                    add_leaf(pname)
+                    add_param(param)
+        children = module._modules
+        if not children:
+            continue
+        push(j)
+        items = children.items() if type(children) is dict else list(_items(children))
+        for cname, child in reversed(items):
             if child is None:
                 continue
             if cname in TRANSPARENT_CHILDREN:
                 # A wrapper inside the tree (activation checkpointing, FSDP, compile):
                 # its inner module's children and parameters appear under the
                 # wrapper's own path, so bare-model rules and names keep working.
-                inner = visit(child, path, segment, depth + 1)
-                node.children.update(inner.children)
-                node.modules.extend(inner.modules)
-                continue
-            sub = visit(child, prefix + cname, cname, depth + 1)
-            if id(child) not in seen_children:  # slices count a module once, like named_children()
-                seen_children.add(id(child))
-                node.modules.append(sub)
-            # torch forbids a child module and a parameter of the same name, so one
-            # dict serves both; slices use ``modules`` (registration order).
-            node.children[cname] = sub
-        node.end = len(names)
-        node.mend = len(module_nodes)
-        return node
+                push((child, path, segment, True))
+            else:
+                push((child, f"{path}.{cname}" if path else cname, cname, False))
+    param_start.append(len(names))
 
-    root = visit(bare, "", "", 0)
-    model_class = root.classes[0] if root.classes else type(bare).__name__
-    return ModelIndex(root, names, tensor_of, tensors, objects, model_class, wrapper, module_nodes, module_objects)
-
-
-def ranges_mask(total: int, ranges: list[tuple[int, int]]) -> int:
-    """OR of many [start, end) ranges as one int, in time linear in ``total``."""
-    if not ranges:
-        return 0
-    if len(ranges) == 1:
-        s, e = ranges[0]
-        return ((1 << (e - s)) - 1) << s
-    buf = bytearray(b"0") * total
-    ones = b"1" * total
-    for s, e in ranges:
-        buf[s:e] = ones[: e - s]
-    buf.reverse()
-    return int(buf, 2)
-
-
-def indices_mask(total: int, indices: list[int]) -> int:
-    return ranges_mask(total, [(i, i + 1) for i in indices])
+    ids = list(map(id, params))
+    tensor_of: Sequence[int]
+    if len(set(ids)) == len(ids):
+        tensor_of, objects = range(len(names)), params
+    else:  # tied parameters: one tensor, several names
+        by_id: dict[int, int] = {}
+        objects = []
+        tensor_of = []
+        for key, param in zip(ids, params):
+            t = by_id.get(key)
+            if t is None:
+                t = by_id[key] = len(objects)
+                objects.append(param)
+            tensor_of.append(t)
+    return ModelIndex(
+        names=names,
+        leaf=leaf,
+        tensor_of=tensor_of,
+        objects=objects,
+        module_objects=module_objects,
+        module_paths=module_paths,
+        module_segs=module_segs,
+        module_end=module_end,
+        param_start=param_start,
+        transparent=frozenset(transparent),
+        wrapper=wrapper,
+    )

@@ -8,11 +8,19 @@ the final state, wherever they stand in the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
-from freezedsl.planning.index import ModelIndex, Node, build_index, iter_bits
+from freezedsl.planning.index import (
+    ModelIndex,
+    bits_mask,
+    build_index,
+    dtype_info,
+    iter_bits,
+    mask_bits,
+    weighted_sum,
+)
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
@@ -80,21 +88,132 @@ class TieConflict:
     final: bool  # requires_grad the tensor ends with
 
 
-@dataclass
 class Plan:
-    program: ast.Program
-    model_class: str
-    params: list[ParamDecision]
-    statements: list[StatementResult]
-    expectations: list[ExpectResult]
-    warnings: list[str] = field(default_factory=list)
-    wrapper: str | None = None
-    ties: list[TieConflict] = field(default_factory=list)
-    norm_stats: list[ModuleDecision] = field(default_factory=list)
-    conversions: list[ModuleDecision] = field(default_factory=list)
-    scheduled: int = 0  # statements that wait for an `at epoch/step` (see freezedsl.Schedule)
-    _objects: list[Any] = field(default_factory=list, repr=False)
-    _modules: list[Any] = field(default_factory=list, repr=False)
+    """The outcome of planning a program against one model.
+
+    Decisions are kept as bit sets over the model's tensors; the per-tensor view
+    (``params``) and the per-statement counts (``statements``) are built on first use,
+    so applying rules to a model with 100k tensors never pays for a report nobody reads.
+    """
+
+    def __init__(
+        self,
+        *,
+        program: ast.Program,
+        index: ModelIndex,
+        before: int,
+        after: int,
+        rule_masks: list[tuple[int, int]],
+        decided: dict[int, int],
+        hyper_of: dict[str, list[ast.Factor | None]] | None,
+        extra_statements: dict[int, tuple[str, int, int]],
+        warnings: list[str],
+        ties: list[TieConflict],
+        scheduled: int,
+    ) -> None:
+        self.program = program
+        self.model_class = index.model_class
+        self.wrapper = index.wrapper
+        self.warnings = warnings
+        self.ties = ties
+        self.scheduled = scheduled  # statements that wait for an `at epoch/step` (see freezedsl.Schedule)
+        self.expectations: list[ExpectResult] = []
+        self.norm_stats: list[ModuleDecision] = []
+        self.conversions: list[ModuleDecision] = []
+        self._index = index
+        self._before = before  # tensor masks: requires_grad before and after
+        self._after = after
+        self._rule_masks = rule_masks  # (statement number, tensor mask) per rule, file order
+        self._decided = decided  # statement number -> tensors it decides
+        self._hyper_of = hyper_of
+        self._extra = extra_statements  # number -> (action, count, elements) of other statements
+        self._params: list[ParamDecision] | None = None
+        self._statements: list[StatementResult] | None = None
+
+    @property
+    def _objects(self) -> list[Any]:
+        return self._index.objects
+
+    @property
+    def _modules(self) -> list[Any]:
+        return self._index.module_objects
+
+    # ------------------------------------------------------------ per tensor
+    @property
+    def params(self) -> list[ParamDecision]:
+        """One ParamDecision per tensor, in model order (tied tensors once)."""
+        if self._params is None:
+            with gc_paused():
+                self._params = self._build_params()
+        return self._params
+
+    def _build_params(self) -> list[ParamDecision]:
+        index = self._index
+        n = len(index.objects)
+        by = self.decided_by()
+        after = mask_bits(self._after, n)
+        no_hyper: list[ast.Factor | None] = [None] * n
+        lrs = self._hyper_of["lr"] if self._hyper_of else no_hyper
+        wds = self._hyper_of["weight_decay"] if self._hyper_of else no_hyper
+        out = []
+        for t, (param, aliases, numel, before) in enumerate(
+            zip(index.objects, index.aliases(), index.numel, index.requires_grad)
+        ):
+            out.append(
+                ParamDecision(
+                    aliases[0],
+                    aliases,
+                    tuple(param.shape),
+                    numel,
+                    dtype_info(param.dtype)[0],
+                    before,
+                    bool(after[t]),
+                    by[t] or None,
+                    lrs[t],
+                    wds[t],
+                )
+            )
+        return out
+
+    def decided_by(self) -> list[int]:
+        """The statement number deciding each tensor (0: none matched it)."""
+        out = [0] * len(self._index.objects)
+        for number, mask in self._decided.items():
+            for t in iter_bits(mask):
+                out[t] = number
+        return out
+
+    # ------------------------------------------------------------ per statement
+    @property
+    def statements(self) -> list[StatementResult]:
+        if self._statements is None:
+            self._statements = self._build_statements()
+        return self._statements
+
+    def _build_statements(self) -> list[StatementResult]:
+        numel = self._index.numel
+        masks = dict(self._rule_masks)
+        out: list[StatementResult] = []
+        for number, st in enumerate(self.program.statements, 1):
+            line = st.span.line if st.span else None
+            text = format_statement(st)
+            if isinstance(st, ast.Rule):
+                m, d = masks[number], self._decided.get(number, 0)
+                out.append(
+                    StatementResult(
+                        number, line, text, st.action,
+                        m.bit_count(), weighted_sum(m, numel),
+                        d.bit_count(), weighted_sum(d, numel),
+                    )
+                )
+            elif number in self._extra:
+                action, matched, elements = self._extra[number]
+                out.append(StatementResult(number, line, text, action, matched, elements, 0, 0))
+            elif isinstance(st, ast.Scheduled):
+                out.append(StatementResult(number, line, text, "scheduled", 0, 0, 0, 0))
+            else:
+                out.append(StatementResult(number, line, text, "expect", 0, 0, 0, 0))
+        return out
 
     # ------------------------------------------------------------ totals
     @property
@@ -103,11 +222,11 @@ class Plan:
 
     @property
     def total_elements(self) -> int:
-        return sum(p.numel for p in self.params)
+        return sum(self._index.numel)
 
     @property
     def trainable_elements(self) -> int:
-        return sum(p.numel for p in self.params if p.after)
+        return weighted_sum(self._after, self._index.numel)
 
     @property
     def trainable_percent(self) -> float:
@@ -147,6 +266,9 @@ class Plan:
     def __str__(self) -> str:
         return self.render()
 
+    def __repr__(self) -> str:
+        return f"<freezedsl.Plan {self.program.path or '<rules>'} on {self.model_class}: {len(self._index.objects)} tensors>"
+
 
 def _pct(part: int, total: int) -> float:
     return 100.0 * part / total if total else 0.0
@@ -161,10 +283,7 @@ def make_plan(program: ast.Program, model: Any, index: ModelIndex | None = None)
 def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Plan:
     index = index or build_index(model)
     ev = Evaluator(index, program.path, program.source)
-    n_tensors = len(index.tensors)
-    names = index.names
-    tensor_of = index.tensor_of
-    numel = [t.numel for t in index.tensors]
+    n_tensors = len(index.objects)
 
     rules: list[tuple[int, ast.Rule, int]] = []  # (statement number, rule, name mask)
     module_stmts: list[tuple[int, ast.StatsRule | ast.Convert, list[int]]] = []
@@ -180,135 +299,65 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
         elif isinstance(st, (ast.Hyper, ast.HyperDecay)):
             hypers.append((number, st.name, _hyper_targets(ev, st)))
 
-    # Last match wins: walk the rules backwards and give each name to the first
-    # (i.e. last in the file) rule that matches it; each name is decided once.
-    untied = len(names) == n_tensors
-    decided_name: list[int] = [0] * len(names)  # statement number, 0 = undecided
-    undecided = index.all_mask
-    matched_counts: dict[int, tuple[int, int]] = {}
-    for number, _rule, mask in reversed(rules):
+    # A tied tensor is one parameter: it is matched when any of its names is, and
+    # follows the latest statement matching it.
+    rule_masks = [(number, index.tensor_bits(mask)) for number, _rule, mask in rules]
+    before = bits_mask(index.requires_grad)
+    after = before
+    for (_number, rule, _m), (_n, mask) in zip(rules, rule_masks):
+        after = (after | mask) if rule.requires_grad else (after & ~mask)
+    # Last match wins: walking the rules backwards, each tensor goes to the first
+    # (i.e. last in the file) rule that matches it.
+    decided: dict[int, int] = {}
+    undecided = index.all_tensors_mask
+    for number, mask in reversed(rule_masks):
         new = mask & undecided
         if new:
-            for i in iter_bits(new):
-                decided_name[i] = number
+            decided[number] = new
             undecided &= ~new
-        if untied:  # name index == tensor index: no set needed
-            hits = list(iter_bits(mask))
-            matched_counts[number] = (len(hits), sum(map(numel.__getitem__, hits)))
-        else:
-            tset = index.tensor_mask(mask)
-            matched_counts[number] = (len(tset), sum(numel[t] for t in tset))
 
     rule_of = {number: rule for number, rule, _ in rules}
-    decided_tensor: list[int] = [0] * n_tensors
-    partial_ties: list[str] = []
-    ties: list[TieConflict] = []
-    for i, number in enumerate(decided_name):
-        t = tensor_of[i]
-        decided_tensor[t] = max(decided_tensor[t], number)
-    # A tied tensor is one parameter: it follows the latest statement matching any of
-    # its names. Say so whenever its names were matched differently.
-    alias_idx: dict[int, list[int]] = {}
-    for i, t in enumerate(tensor_of):
-        if len(index.tensors[t].aliases) > 1:
-            alias_idx.setdefault(t, []).append(i)
-    for t, idxs in alias_idx.items():
-        states = {decided_name[i] for i in idxs}
-        if len(states) > 1:
-            info = index.tensors[t]
-            by = ", ".join(
-                f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs
-            )
-            final = rule_of[decided_tensor[t]]
-            ties.append(
-                TieConflict(
-                    tuple(names[i] for i in idxs),
-                    tuple(decided_name[i] or None for i in idxs),
-                    final.requires_grad,
-                )
-            )
-            partial_ties.append(
-                f"tied parameter {' = '.join(info.aliases)} is one tensor but its names were "
-                f"decided differently ({by}); it follows the last: "
-                f"{'trainable' if final.requires_grad else 'frozen'}"
-            )
-
-    hyper_of: dict[str, list[ast.Factor | None]] = {
-        "lr": [None] * n_tensors,
-        "weight_decay": [None] * n_tensors,
-    }
-    hyper_counts: dict[int, tuple[int, int]] = {}
-    for number, hname, targets in hypers:  # in file order: the last match wins
-        touched = set()
-        for i, factor in targets:
-            t = tensor_of[i]
-            hyper_of[hname][t] = factor
-            touched.add(t)
-        hyper_counts[number] = (len(touched), sum(numel[t] for t in touched))
-
-    params: list[ParamDecision] = []
-    decided_stats: dict[int, list[int]] = {n: [0, 0] for n, _, _ in rules}
-    for t, info in enumerate(index.tensors):
-        number = decided_tensor[t]
-        after = rule_of[number].requires_grad if number else info.requires_grad
-        if after and not info.can_require_grad:
-            rule = rule_of[number]
-            raise ev.error(
-                f"{info.name} has dtype {info.dtype} and cannot be trainable "
-                f"(only floating-point and complex tensors can require gradients)",
-                rule.span,
-                f"exclude it: unfreeze ... except {info.name}",
-            )
-        if number:
-            decided_stats[number][0] += 1
-            decided_stats[number][1] += info.numel
-        params.append(
-            ParamDecision(
-                name=info.name,
-                aliases=info.aliases,
-                shape=info.shape,
-                numel=info.numel,
-                dtype=info.dtype,
-                before=info.requires_grad,
-                after=after,
-                decided_by=number or None,
-                lr=hyper_of["lr"][t],
-                weight_decay=hyper_of["weight_decay"][t],
-            )
+    untrainable = _first_untrainable(index, after & ~before)
+    if untrainable is not None:
+        number = next(n for n, m in decided.items() if m >> untrainable & 1)
+        name = index.canonical_names()[untrainable]
+        dtype = dtype_info(index.objects[untrainable].dtype)[0]
+        raise ev.error(
+            f"{name} has dtype {dtype} and cannot be trainable "
+            f"(only floating-point and complex tensors can require gradients)",
+            rule_of[number].span,
+            f"exclude it: unfreeze ... except {name}",
         )
+    warnings, ties = _tie_conflicts(program, index, rules, rule_of, after) if index.tied else ([], [])
 
-    statements: list[StatementResult] = []
-    for number, st in enumerate(program.statements, 1):
-        line = st.span.line if st.span else None
-        text = format_statement(st)
-        if isinstance(st, ast.Rule):
-            mt, me = matched_counts[number]
-            dt, de = decided_stats[number]
-            statements.append(StatementResult(number, line, text, st.action, mt, me, dt, de))
-        elif number in hyper_counts:
-            ht, he = hyper_counts[number]
-            statements.append(StatementResult(number, line, text, st.name, ht, he, 0, 0))  # type: ignore[union-attr]
-        elif isinstance(st, (ast.StatsRule, ast.Convert)):
-            count = next(len(m) for n, _s, m in module_stmts if n == number)
-            kind = "convert" if isinstance(st, ast.Convert) else f"{st.action} stats"
-            statements.append(StatementResult(number, line, text, kind, count, 0, 0, 0))
-        elif isinstance(st, ast.Scheduled):
-            statements.append(StatementResult(number, line, text, "scheduled", 0, 0, 0, 0))
-        else:
-            statements.append(StatementResult(number, line, text, "expect", 0, 0, 0, 0))
+    hyper_of: dict[str, list[ast.Factor | None]] | None = None
+    extra: dict[int, tuple[str, int, int]] = {}
+    if hypers:
+        hyper_of = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
+        numel = index.numel
+        for number, hname, targets in hypers:  # in file order: the last match wins
+            touched = set()
+            for i, factor in targets:
+                t = index.tensor_of[i]
+                hyper_of[hname][t] = factor
+                touched.add(t)
+            extra[number] = (hname, len(touched), sum(numel[t] for t in touched))
+    for number, st, found in module_stmts:
+        kind = "convert" if isinstance(st, ast.Convert) else f"{st.action} stats"
+        extra[number] = (kind, len(found), 0)
 
     plan = Plan(
         program=program,
-        model_class=index.model_class,
-        params=params,
-        statements=statements,
-        expectations=[],
-        warnings=partial_ties,
-        wrapper=index.wrapper,
+        index=index,
+        before=before,
+        after=after,
+        rule_masks=rule_masks,
+        decided=decided,
+        hyper_of=hyper_of,
+        extra_statements=extra,
+        warnings=warnings,
         ties=ties,
         scheduled=sum(1 for st in program.statements if isinstance(st, ast.Scheduled)),
-        _objects=index.objects,
-        _modules=index.module_objects,
     )
     plan.norm_stats, plan.conversions = _module_decisions(index, module_stmts)
     if index.wrapper:
@@ -331,17 +380,60 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
     return plan
 
 
+def _first_untrainable(index: ModelIndex, becoming: int) -> int | None:
+    """The first tensor made trainable whose dtype cannot require gradients."""
+    if not becoming:
+        return None
+    objects = index.objects
+    for t in iter_bits(becoming):
+        if not dtype_info(objects[t].dtype)[1]:
+            return t
+    return None
+
+
+def _tie_conflicts(
+    program: ast.Program, index: ModelIndex, rules: list[tuple[int, ast.Rule, int]],
+    rule_of: dict[int, ast.Rule], after: int,
+) -> tuple[list[str], list[TieConflict]]:
+    """Tied tensors whose names were decided by different statements: say so."""
+    names = index.names
+    decided_name = [0] * len(names)
+    undecided = index.all_mask
+    for number, _rule, mask in reversed(rules):
+        new = mask & undecided
+        for i in iter_bits(new):
+            decided_name[i] = number
+        undecided &= ~new
+    alias_idx: dict[int, list[int]] = {}
+    for i, t in enumerate(index.tensor_of):
+        alias_idx.setdefault(t, []).append(i)
+    warnings: list[str] = []
+    ties: list[TieConflict] = []
+    for t, idxs in alias_idx.items():
+        if len(idxs) < 2 or len({decided_name[i] for i in idxs}) < 2:
+            continue
+        by = ", ".join(f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs)
+        final = bool(after >> t & 1)
+        ties.append(TieConflict(tuple(names[i] for i in idxs), tuple(decided_name[i] or None for i in idxs), final))
+        warnings.append(
+            f"tied parameter {' = '.join(names[i] for i in idxs)} is one tensor but its names were "
+            f"decided differently ({by}); it follows the last: "
+            f"{'trainable' if final else 'frozen'}"
+        )
+    return warnings, ties
+
+
 def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]:
     """Module indices a stats/convert statement acts on: norm layers in its scope."""
-    sel = ev.select(st.selector)
-    nodes = ev.index.module_nodes
+    sel = ev.select(st.selector, modules=True)
+    index = ev.index
     if isinstance(st, ast.Convert):
         found = [
-            i for i in iter_bits(sel.mmask) if nodes[i].classes[:1] == ("BatchNorm2d",) and nodes[i].running_stats
+            i for i in iter_bits(sel.mmask) if index.classes(i)[:1] == ("BatchNorm2d",) and index.running_stats(i)
         ]
         what = "BatchNorm2d module with running statistics"
     else:
-        found = [i for i in iter_bits(sel.mmask) if nodes[i].running_stats]
+        found = [i for i in iter_bits(sel.mmask) if index.running_stats(i)]
         what = "norm layer with running statistics (BatchNorm, SyncBatchNorm, InstanceNorm(track_running_stats=True))"
     if not found and not _all_optional(st.selector):
         raise ev.error(
@@ -354,19 +446,20 @@ def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]
 
 def _hyper_targets(ev: Evaluator, st: ast.Hyper | ast.HyperDecay) -> list[tuple[int, ast.Factor]]:
     """(name index, factor) pairs of an `lr` / `weight_decay` statement."""
-    sel = ev.select(st.selector)
+    decay = isinstance(st, ast.HyperDecay)
+    sel = ev.select(st.selector, modules=decay)
     if sel.mask == 0 and not _all_optional(st.selector):
         raise _empty_statement(ev, st.selector, ev.index)
     if isinstance(st, ast.Hyper):
         return [(i, st.factor) for i in iter_bits(sel.mask)]
     # Layer-wise decay: the outermost selected modules, in model order, are the layers.
-    nodes = ev.index.module_nodes
-    layers: list[Node] = []
+    index = ev.index
+    layers: list[int] = []
     end = -1
     for i in iter_bits(sel.mmask):
-        if i >= end and nodes[i].end > nodes[i].start:
-            layers.append(nodes[i])
-            end = nodes[i].mend
+        if i >= end and index.has_params(i):
+            layers.append(i)
+            end = index.module_end[i]
     if not layers:
         raise ev.error(
             f"{format_selector(st.selector)} selects no module with parameters to decay over",
@@ -375,9 +468,10 @@ def _hyper_targets(ev: Evaluator, st: ast.Hyper | ast.HyperDecay) -> list[tuple[
         )
     out: list[tuple[int, ast.Factor]] = []
     n = len(layers)
+    selected = mask_bits(sel.mask, len(index.names))
     for k, layer in enumerate(layers):
         factor = ast.Factor(st.factor ** (n - k), True)
-        out.extend((i, factor) for i in range(layer.start, layer.end) if sel.mask >> i & 1)
+        out.extend((i, factor) for i in range(index.param_start[layer], index.param_end(layer)) if selected[i])
     return out
 
 
@@ -388,12 +482,12 @@ def _module_decisions(
     convert: dict[int, ModuleDecision] = {}
     for number, st, targets in stmts:
         for i in targets:
-            node = index.module_nodes[i]
-            cls = node.classes[0] if node.classes else "?"
+            path = index.module_paths[i]
+            cls = index.classes(i)[0] if index.classes(i) else "?"
             if isinstance(st, ast.Convert):
-                convert[i] = ModuleDecision(node.path, cls, i, True, number)
+                convert[i] = ModuleDecision(path, cls, i, True, number)
             else:
-                stats[i] = ModuleDecision(node.path, cls, i, st.action == "freeze", number)
+                stats[i] = ModuleDecision(path, cls, i, st.action == "freeze", number)
     return [stats[i] for i in sorted(stats)], [convert[i] for i in sorted(convert)]
 
 
@@ -440,11 +534,15 @@ def _check_expect(plan: Plan, ev: Evaluator, number: int, st: ast.Statement) -> 
     if sel.mask == 0 and not _all_optional(st.selector):
         raise _empty_statement(ev, st.selector, ev.index)
     want = st.state == "trainable"
-    tensors = sorted(ev.index.tensor_mask(sel.mask))
-    bad = [plan.params[t].name for t in tensors if plan.params[t].after != want]
+    tensors = ev.index.tensor_bits(sel.mask)
+    bad = tensors & (~plan._after if want else plan._after)
+    n_selected = tensors.bit_count()
     if bad:
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        names = ev.index.canonical_names()
+        n_bad = bad.bit_count()
+        first = [names[t] for t, _ in zip(iter_bits(bad), range(3))]
+        shown = ", ".join(first) + (f" and {n_bad - 3} more" if n_bad > 3 else "")
         other = "frozen" if want else "trainable"
-        detail = f"{len(bad)} of {len(tensors)} selected tensors are {other}: {shown}"
+        detail = f"{n_bad} of {n_selected} selected tensors are {other}: {shown}"
         return ExpectResult(number, line, col, text, False, detail)
-    return ExpectResult(number, line, col, text, True, f"all {len(tensors)} selected tensors are {st.state}")
+    return ExpectResult(number, line, col, text, True, f"all {n_selected} selected tensors are {st.state}")

@@ -14,12 +14,13 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import compress, count
 
 from freezedsl.errors import SelectionError, Span, source_lines
-from freezedsl.planning.index import ModelIndex, Node, indices_mask, ranges_mask
+from freezedsl.planning.index import ModelIndex, indices_mask, ranges_mask
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
 
@@ -27,7 +28,7 @@ from freezedsl.syntax.printer import format_path, format_selector
 @dataclass
 class Selection:
     mask: int  # bit set over index.names (parameters)
-    mmask: int = 0  # bit set over index.module_nodes (modules in scope, recursively)
+    mmask: int = 0  # bit set over module numbers (modules in scope, recursively)
     modules: int = 0  # how many modules/parameters the atoms matched (for reports)
     empty_atoms: list[ast.Selector] = field(default_factory=list)
 
@@ -88,7 +89,11 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 
 class Evaluator:
-    """Evaluates selectors of one program against one index, raising located errors."""
+    """Evaluates selectors of one program against one index, raising located errors.
+
+    ``modules=True`` also computes each selection's module mask (the scope of
+    ``freeze stats``, ``convert`` and ``lr decay``); plain rules skip that work.
+    """
 
     def __init__(self, index: ModelIndex, path: str | None, source: str | None) -> None:
         self.index = index
@@ -104,19 +109,19 @@ class Evaluator:
         return SelectionError(message, path=self.path, line=line, col=col, source_line=src, hint=hint)
 
     # ----------------------------------------------------------- evaluation
-    def select(self, sel: ast.Selector, optional: bool = False) -> Selection:
+    def select(self, sel: ast.Selector, optional: bool = False, modules: bool = False) -> Selection:
         if isinstance(sel, ast.Union_):
             out = Selection(0)
             for item in sel.items:
-                part = self.select(item, optional)
+                part = self.select(item, optional, modules)
                 out.mask |= part.mask
                 out.mmask |= part.mmask
                 out.modules += part.modules
                 out.empty_atoms += part.empty_atoms
             return out
         if isinstance(sel, ast.Except):
-            base = self.select(sel.base, optional)
-            excl = self.select(sel.excluded, optional)
+            base = self.select(sel.base, optional, modules)
+            excl = self.select(sel.excluded, optional, modules)
             return Selection(
                 base.mask & ~excl.mask,
                 base.mmask & ~excl.mmask,
@@ -124,22 +129,25 @@ class Evaluator:
                 base.empty_atoms + excl.empty_atoms,
             )
         if isinstance(sel, ast.Maybe):
-            return self.select(sel.inner, True)
-        mask, mmask, count = self.atom(sel, optional)
+            return self.select(sel.inner, True, modules)
+        mask, mmask, count = self.atom(sel, optional, modules)
         return Selection(mask, mmask, count, [sel] if count == 0 else [])
 
-    def atom(self, sel: ast.Selector, optional: bool) -> tuple[int, int, int]:
+    def atom(self, sel: ast.Selector, optional: bool, modules: bool = False) -> tuple[int, int, int]:
         """(parameter mask, module mask, number of things matched) of one atom."""
         idx = self.index
         if isinstance(sel, ast.All):
-            return idx.all_mask, (1 << len(idx.module_nodes)) - 1, 1
+            return idx.all_mask, (1 << idx.n_modules) - 1, 1
         if isinstance(sel, ast.NameRegex):
             search = _regex(sel.pattern).search
             budget = _budget()
+            mhits: list[int] = []
             try:
                 with regex_budget(budget):
-                    hits = [i for i, name in enumerate(idx.names) if search(name)]
-                    mhits = [i for i, n in enumerate(idx.module_nodes) if n.path and search(n.path)]
+                    hits = list(compress(count(), map(search, idx.names)))
+                    if modules:
+                        paths = idx.module_paths
+                        mhits = [j for j in compress(count(), map(search, paths)) if paths[j]]
             except _RegexTimeout:
                 raise self.error(
                     f'name~"{sel.pattern}" took more than {budget:g} s to match the names of {idx.model_class}',
@@ -153,63 +161,61 @@ class Evaluator:
                     sel.span,
                     self._name_hint(sel.pattern),
                 )
-            mmask = self._nodes_mmask([idx.module_nodes[i] for i in mhits])
+            mmask = self._refs_mmask(mhits) if modules else 0
             return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
             budget = _budget()
             try:
                 with regex_budget(budget if isinstance(sel, ast.TypeRegex) else 0):
-                    nodes = [n for n in idx.module_nodes if self._type_matches(sel, n)]
+                    refs = [j for j in idx.class_matches(_type_test(sel)) if j not in idx.transparent]
             except _RegexTimeout:
                 raise self.error(
                     f"{format_selector(sel)} took more than {budget:g} s to match the class names of {idx.model_class}",
                     sel.span,
                     f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
                 ) from None
-            if not nodes and not optional:
+            if not refs and not optional:
                 raise self.error(
                     f"{format_selector(sel)} matches no module of {idx.model_class}",
                     sel.span,
                     self._type_hint(sel),
                 )
-            self._require_params(sel, nodes, optional)
-            return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
+            self._require_params(sel, refs, optional)
+            return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
         if isinstance(sel, ast.Path):
-            nodes = self.path_nodes(sel, optional)
-            self._require_params(sel, nodes, optional)
-            return self._nodes_mask(nodes), self._nodes_mmask(nodes), len(nodes)
+            refs = self.path_refs(sel, optional)
+            self._require_params(sel, refs, optional)
+            return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
 
-    def _require_params(self, sel: ast.Selector, nodes: list[Node], optional: bool) -> None:
+    def _require_params(self, sel: ast.Selector, refs: list[int], optional: bool) -> None:
         """An atom that matches only parameter-less modules is as suspicious as a typo."""
-        if optional or not nodes or any(n.end > n.start for n in nodes):
+        idx = self.index
+        if optional or not refs or any(idx.has_params(r) for r in refs):
             return
-        kinds = sorted({n.classes[0] for n in nodes if n.classes})
+        kinds = sorted({idx.classes(r)[0] for r in refs if idx.classes(r)})
         what = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
         raise self.error(
-            f"{format_selector(sel)} matches only modules without parameters ({what}) in {self.index.model_class}",
+            f"{format_selector(sel)} matches only modules without parameters ({what}) in {idx.model_class}",
             sel.span,
             f"select modules that own parameters, or write {format_selector(sel)}? to allow this",
         )
 
-    def _nodes_mask(self, nodes: list[Node]) -> int:
-        return ranges_mask(len(self.index.names), [(n.start, n.end) for n in nodes if n.end > n.start])
+    def _refs_mask(self, refs: list[int]) -> int:
+        idx = self.index
+        start, end = idx.param_start, idx.module_end
+        return ranges_mask(
+            len(idx.names), [(start[r], start[end[r]]) if r >= 0 else (~r, ~r + 1) for r in refs]
+        )
 
-    def _nodes_mmask(self, nodes: list[Node]) -> int:
-        total = len(self.index.module_nodes)
-        return ranges_mask(total, [(n.mstart, n.mend) for n in nodes if not n.is_param])
-
-    @staticmethod
-    def _type_matches(sel: ast.TypeName | ast.TypeRegex, node: Node) -> bool:
-        if isinstance(sel, ast.TypeRegex):
-            return bool(node.classes) and _regex(sel.pattern).search(node.classes[0]) is not None
-        if "." in sel.name:
-            return node.qualname == sel.name or node.qualname.endswith("." + sel.name)
-        return sel.name in node.classes
+    def _refs_mmask(self, refs: list[int]) -> int:
+        end = self.index.module_end
+        return ranges_mask(self.index.n_modules, [(r, end[r]) for r in refs if r >= 0])
 
     # ----------------------------------------------------------- paths
-    def path_nodes(self, path: ast.Path, optional: bool) -> list[Node]:
-        cur: list[Node] = [self.index.root]
+    def path_refs(self, path: ast.Path, optional: bool) -> list[int]:
+        idx = self.index
+        cur: list[int] = [0]
         skip = False
         for k, part in enumerate(path.parts):
             if skip:
@@ -217,12 +223,12 @@ class Evaluator:
                 continue
             if isinstance(part, ast.Children):
                 continue
-            nxt: list[Node] = []
+            nxt: list[int] = []
             following = path.parts[k + 1] if k + 1 < len(path.parts) else None
             if isinstance(part, ast.AnySegments) and isinstance(following, (ast.Word, ast.Glob)):
-                # `**.name`: look the name up in a segment index instead of walking
-                # every node below; keeps `**.bias` linear in the matches.
-                nxt = self._below(cur, self.index.nodes_named(following))
+                # `**.name`: look the name up in the whole model and keep what lies below
+                # ``cur``, instead of walking every node below; keeps `**.bias` linear.
+                nxt = self._below(cur, self._named(following))
                 skip = True
                 if not nxt:
                     if optional:
@@ -231,21 +237,36 @@ class Evaluator:
                 cur = nxt
                 continue
             if isinstance(part, ast.Word):
-                for n in cur:
-                    child = n.children.get(part.name)
-                    if child is not None:
-                        nxt.append(child)
+                # inlined ModelIndex.child: this loop runs once per module of `cur`
+                table, paths, name = idx.path_table(), idx.module_paths, part.name
+                for r in cur:
+                    if r >= 0:
+                        here = paths[r]
+                        c = table.get(f"{here}.{name}" if here else name)
+                        if c is None:
+                            c = idx.child(r, name)
+                        if c is not None:
+                            nxt.append(c)
             elif isinstance(part, ast.Glob):
-                rx = _glob(part.pattern)
-                for n in cur:
-                    nxt.extend(c for seg, c in n.children.items() if rx.match(seg))
+                if part.pattern == "*":
+                    for r in cur:
+                        if r >= 0:
+                            nxt.extend(ref for _seg, ref in idx.children(r))
+                else:
+                    rx = _glob(part.pattern)
+                    for r in cur:
+                        if r >= 0:
+                            nxt.extend(ref for seg, ref in idx.children(r) if rx.match(seg))
             elif isinstance(part, ast.AnySegments):
-                seen: set[int] = set()
-                for n in cur:
-                    for d in n.walk():
-                        if id(d) not in seen:
-                            seen.add(id(d))
-                            nxt.append(d)
+                if len(cur) == 1:
+                    nxt = idx.subtree(cur[0])
+                else:
+                    seen: set[int] = set()
+                    for r in cur:
+                        for d in idx.subtree(r):
+                            if d not in seen:
+                                seen.add(d)
+                                nxt.append(d)
             else:  # Index / Slice over child modules
                 nxt = self._index(path, k, part, cur, optional)
             if not nxt:
@@ -255,12 +276,23 @@ class Evaluator:
             cur = nxt
         return cur
 
-    @staticmethod
-    def _below(cur: list[Node], candidates: list[Node]) -> list[Node]:
+    def _named(self, part: ast.Word | ast.Glob) -> list[int]:
+        idx = self.index
+        if isinstance(part, ast.Word):
+            return idx.named(part.name)
+        rx = _glob(part.pattern)
+        out: list[int] = []
+        for seg in sorted(idx.segments()):
+            if rx.match(seg):
+                out.extend(idx.named(seg))
+        return out
+
+    def _below(self, cur: list[int], candidates: list[int]) -> list[int]:
         """The candidates strictly below some module of ``cur`` (pre-order ranges + bisect)."""
-        mods = [n for n in cur if not n.is_param]
-        if len(mods) == 1 and not mods[0].path:  # the root: everything but itself
-            return [c for c in candidates if c is not mods[0]]
+        idx = self.index
+        mods = [r for r in cur if r >= 0]
+        if mods == [0]:  # the root: everything but itself
+            return [c for c in candidates if c != 0]
 
         def merged(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
             starts: list[int] = []
@@ -273,23 +305,23 @@ class Evaluator:
                     ends.append(b)
             return starts, ends
 
-        m_starts, m_ends = merged([(n.mstart, n.mend) for n in mods])
-        p_starts, p_ends = merged([(n.start, n.end) for n in mods if n.end > n.start])
+        m_starts, m_ends = merged([(r, idx.module_end[r]) for r in mods])
+        p_starts, p_ends = merged([(idx.param_start[r], idx.param_end(r)) for r in mods if idx.has_params(r)])
         out = []
         for c in candidates:
-            if c.is_param:
-                i = bisect.bisect_right(p_starts, c.start) - 1
-                if i >= 0 and c.start < p_ends[i]:
+            if c < 0:
+                i = bisect.bisect_right(p_starts, ~c) - 1
+                if i >= 0 and ~c < p_ends[i]:
                     out.append(c)
             else:
-                i = bisect.bisect_right(m_starts, c.mstart - 1) - 1  # an interval starting before c
-                if i >= 0 and m_starts[i] < c.mstart < m_ends[i]:
+                i = bisect.bisect_right(m_starts, c - 1) - 1  # an interval starting before c
+                if i >= 0 and m_starts[i] < c < m_ends[i]:
                     out.append(c)
         return out
 
     def _deep_miss(self, path: ast.Path, k: int, part: ast.Word | ast.Glob) -> SelectionError:
         shown = format_path(path)
-        names = self.index.segment_names()
+        names = sorted(self.index.segments())
         target = part.name if isinstance(part, ast.Word) else part.pattern.replace("*", "")
         close = difflib.get_close_matches(target, names, n=3, cutoff=0.6)
         where = "at any depth" if k == 1 else f"below {self._prefix(path, k - 1)}"
@@ -300,18 +332,20 @@ class Evaluator:
         return self.error(f"{shown} matches nothing in {self.index.model_class}", path.span, hint)
 
     def _index(
-        self, path: ast.Path, k: int, part: ast.Index | ast.Slice, cur: list[Node], optional: bool
-    ) -> list[Node]:
-        out: list[Node] = []
-        params = [n for n in cur if n.is_param]
-        for n in cur:
-            if n.is_param:
+        self, path: ast.Path, k: int, part: ast.Index | ast.Slice, cur: list[int], optional: bool
+    ) -> list[int]:
+        out: list[int] = []
+        params = [r for r in cur if r < 0]
+        kids: dict[int, list[int]] = {}
+        for r in cur:
+            if r < 0:
                 continue
+            mods = kids[r] = self.index.child_modules(r)
             if isinstance(part, ast.Index):
-                if -len(n.modules) <= part.index < len(n.modules):
-                    out.append(n.modules[part.index])
+                if -len(mods) <= part.index < len(mods):
+                    out.append(mods[part.index])
             else:
-                out.extend(n.modules[slice(part.start, part.stop, part.step)])
+                out.extend(mods[slice(part.start, part.stop, part.step)])
         if out or optional:
             return out
         prefix = self._prefix(path, k)
@@ -322,7 +356,7 @@ class Evaluator:
                 path.span,
                 f"select the parameter as {prefix} or its module by path",
             )
-        counts = sorted({len(n.modules) for n in cur if not n.is_param})
+        counts = sorted({len(mods) for mods in kids.values()})
         if counts == [0]:
             raise self.error(
                 f"{where} has no child modules to index with [{_index_text(part)}]",
@@ -341,12 +375,15 @@ class Evaluator:
         head = ast.Path(path.parts[:k])
         return format_path(head) if k else ""
 
-    def _path_miss(self, path: ast.Path, k: int, cur: list[Node]) -> SelectionError:
+    def _path_miss(self, path: ast.Path, k: int, cur: list[int]) -> SelectionError:
         part = path.parts[k]
         prefix = self._prefix(path, k)
         shown = format_path(path)
         concrete = all(isinstance(p, (ast.Word, ast.Index, ast.Slice, ast.Children)) for p in path.parts[:k])
-        candidates = sorted({seg for n in cur for seg, c in n.children.items() if concrete or not c.is_param})
+        idx = self.index
+        candidates = sorted(
+            {seg for r in cur if r >= 0 for seg, c in idx.children(r) if concrete or c >= 0}
+        )
         hint: str | None = None
         if isinstance(part, ast.Word):
             close = difflib.get_close_matches(part.name, candidates, n=3, cutoff=0.6)
@@ -356,7 +393,7 @@ class Evaluator:
             elif part.name == "module" and k == 0:
                 hint = "rules use the bare model's names: drop the 'module.' prefix"
             else:
-                full = [n.path for n in self.index.module_nodes[1:]] + self.index.names
+                full = self.index.module_paths[1:] + self.index.names
                 close = difflib.get_close_matches(shown, full[:20000], n=3, cutoff=0.6)
                 if close:
                     hint = "did you mean " + _or(close) + "?"
@@ -381,13 +418,25 @@ class Evaluator:
         return text + " (add '?' after the selector if it may match nothing)"
 
     def _type_hint(self, sel: ast.TypeName | ast.TypeRegex) -> str:
-        classes = sorted({n.classes[0] for n in self.index.module_nodes if n.classes})
+        idx = self.index
+        classes = sorted({idx.classes(j)[0] for j in range(idx.n_modules) if idx.classes(j)})
         if isinstance(sel, ast.TypeName):
             close = difflib.get_close_matches(sel.name.split(".")[-1], classes, n=3, cutoff=0.5)
             if close:
                 return "did you mean " + _or([f"type={c}" for c in close]) + f"? (or write {format_selector(sel)}? if it may match nothing)"
         shown = ", ".join(classes[:8]) + ("" if len(classes) <= 8 else ", ...")
         return f"module classes in the model: {shown} (add '?' after the selector if it may match nothing)"
+
+
+def _type_test(sel: ast.TypeName | ast.TypeRegex) -> Callable[[tuple[str, ...], str], bool]:
+    """Whether a module with these class names and dotted name matches ``type=`` / ``type~``."""
+    if isinstance(sel, ast.TypeRegex):
+        search = _regex(sel.pattern).search
+        return lambda classes, qualname: bool(classes) and search(classes[0]) is not None
+    name = sel.name
+    if "." in name:
+        return lambda classes, qualname: qualname == name or qualname.endswith("." + name)
+    return lambda classes, qualname: name in classes
 
 
 def idx_root_name(index: ModelIndex) -> str:

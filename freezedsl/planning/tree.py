@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from freezedsl.planning.index import ModelIndex, Node
+from freezedsl.planning.index import ModelIndex
 
 
-def _state(index: ModelIndex, node: Node) -> tuple[str, int, int]:
+def _state(index: ModelIndex, j: int) -> tuple[str, int, int]:
     seen: set[int] = set()
     total = train = 0
-    for i in range(node.start, node.end):
+    for i in range(index.param_start[j], index.param_end(j)):
         t = index.tensor_of[i]
         if t in seen:
             continue
@@ -36,7 +36,7 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
 
     colours = {"trainable": "green", "frozen": "blue"}
     lines: list[str] = []
-    state, total, _train = _state(index, index.root)
+    state, total, _train = _state(index, 0)
     head = f"{index.model_class}  {total:,} params"
     if index.wrapper:
         head += f"  (inside {index.wrapper})"
@@ -44,34 +44,36 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
         head += "  " + style(state, fg=colours.get(state.split()[0], "yellow"))
     lines.append(style(head, bold=True) if color else head)
 
-    def visit(node: Node, prefix: str, level: int) -> None:
+    def visit(j: int, prefix: str, level: int) -> None:
         if depth is not None and level >= depth:
             return
-        items: list[tuple[str, Node]] = []
-        for i, child in enumerate(node.modules):
+        items: list[tuple[str, int]] = []
+        for i, child in enumerate(index.child_modules(j)):
             items.append((f"[{i}]", child))
         if params:
-            items.extend(("", c) for c in node.children.values() if c.is_param)
+            items.extend(("", ~i) for i in index.child_params(j))
         for k, (label, child) in enumerate(items):
             last = k == len(items) - 1
             branch = "└── " if last else "├── "
-            if child.is_param:
-                info = index.tensors[index.tensor_of[child.start]]
+            if child < 0:
+                path = index.names[~child]
+                info = index.tensors[index.tensor_of[~child]]
                 st = "trainable" if info.requires_grad else "frozen"
                 shape = "[" + ", ".join(map(str, info.shape)) + "]"
-                alias = "" if info.name == child.path else f"  (= {info.name})"
+                alias = "" if info.name == path else f"  (= {info.name})"
                 lines.append(
-                    f"{prefix}{branch}{style(child.path, fg='cyan')}  {shape}  {info.numel:,}  "
+                    f"{prefix}{branch}{style(path, fg='cyan')}  {shape}  {info.numel:,}  "
                     f"{style(st, fg=colours[st])}{alias}"
                 )
                 continue
             cstate, ctotal, _ = _state(index, child)
-            cls = child.classes[0] if child.classes else "?"
-            text = f"{prefix}{branch}{style(label, dim=True)} {style(child.path, bold=True)}  {cls}"
+            classes = index.classes(child)
+            cls = classes[0] if classes else "?"
+            text = f"{prefix}{branch}{style(label, dim=True)} {style(index.module_paths[child], bold=True)}  {cls}"
             if ctotal:
                 text += f"  {ctotal:,}  " + style(cstate, fg=colours.get(cstate.split()[0], "yellow"))
             lines.append(text)
             visit(child, prefix + ("    " if last else "│   "), level + 1)
 
-    visit(index.root, "", 0)
+    visit(0, "", 0)
     return "\n".join(lines)
