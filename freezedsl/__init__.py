@@ -8,9 +8,8 @@
 Importing freezedsl does not import torch; only planning against a model does.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
-from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
 from freezedsl.errors import (
     ExpectationError,
     FreezeError,
@@ -20,21 +19,38 @@ from freezedsl.errors import (
     UsageError,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
     from freezedsl.pipeline import Schedule, param_groups
 
 __version__ = "0.1.0"
 
-_LAZY = {"Schedule": "freezedsl.pipeline", "param_groups": "freezedsl.pipeline"}
+_LAZY = {
+    "Rules": "freezedsl.api",
+    "apply": "freezedsl.api",
+    "compile": "freezedsl.api",
+    "format": "freezedsl.api",
+    "load": "freezedsl.api",
+    "plan": "freezedsl.api",
+    "rules_from": "freezedsl.api",
+    "Schedule": "freezedsl.pipeline",
+    "param_groups": "freezedsl.pipeline",
+}
+_SUBMODULES = ("api", "syntax")  # attributes that `import freezedsl` used to bind as a side effect
 
 
 def __getattr__(name: str) -> Any:
-    """Training-pipeline helpers load on first use, keeping ``import freezedsl`` light."""
+    """The API loads on first use, keeping ``import freezedsl`` (and the CLI's start) light."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"freezedsl.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'freezedsl' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -3,315 +3,32 @@
 Exit codes: 0 ok, 1 a failed ``expect`` or check, 2 a usage or input error. Errors
 are one clear message on stderr, never a traceback (set FREEZEDSL_DEBUG=1 to see one
 for an internal error). ``check`` and ``fmt`` never import torch.
+
+The commands are a click group (:mod:`freezedsl.commands`). :data:`main`, the entry
+point, hands every invocation to it except the everyday ``freezedsl check FILE...``
+and ``freezedsl fmt [--check] [--diff] FILE...``: those run here, through the same
+code as the click commands (:func:`check_files`, :func:`format_files`), without
+importing click, which alone costs about as much as starting Python. Anything else --
+an option these do not take, ``--help``, ``--``, a missing file argument, shell
+completion, FREEZEDSL_DEBUG -- goes to click, so output and exit codes are click's.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import json
+import io
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
 
-import click
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NoReturn
 
-from freezedsl.errors import FreezeError, UsageError
-from freezedsl.planning.memory import optimizer_names
+    from freezedsl.errors import FreezeError
 
-F = TypeVar("F", bound=Callable[..., Any])
+    Echo = Callable[..., Any]
 
-
-def _fail(err: FreezeError) -> None:
-    click.echo(err.render(), err=True)
-    for extra in getattr(err, "failures", [])[1:]:
-        click.echo(extra.one_line(), err=True)
-    sys.exit(err.exit_code)
-
-
-def handle_errors(fn: F) -> F:
-    """Turn library errors into one message and an exit code; never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FreezeError as err:
-            _fail(err)
-        except KeyboardInterrupt:
-            click.echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # pragma: no cover - a bug; still no traceback by default
-            if os.environ.get("FREEZEDSL_DEBUG"):
-                raise
-            click.echo(
-                f"freezedsl: internal error: {type(exc).__name__}: {exc} "
-                "(set FREEZEDSL_DEBUG=1 for a traceback)",
-                err=True,
-            )
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class OneLineErrors(click.Group):
-    """A click group whose usage errors are one line that leads with the problem.
-
-    ``lint`` and ``rule`` are imported only when used, so ``check`` and ``fmt`` start fast.
-    """
-
-    lazy: ClassVar[dict[str, str]] = {"lint": "lint_command", "rule": "rule_command"}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy and cmd_name not in self.commands:
-            import importlib
-
-            module = importlib.import_module("freezedsl.lint.cli")
-            self.add_command(getattr(module, self.lazy[cmd_name]), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
-        except click.exceptions.Abort:
-            click.echo("freezedsl: aborted", err=True)
-            sys.exit(1)
-        except click.ClickException as exc:
-            ctx = getattr(exc, "ctx", None)
-            where = ctx.command_path if ctx is not None else "freezedsl"
-            click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
-            sys.exit(exc.exit_code)
-        if not standalone_mode:
-            return rv
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="freezedsl", prog_name="freezedsl")
-def main() -> None:
-    """Freeze and unfreeze parameters of PyTorch models with a small rule language.
-
-    \b
-    freezedsl show torchvision.models:resnet18          the module tree, with child indices
-    freezedsl plan rules/resnet.frz torchvision.models:resnet18 --explain
-    freezedsl apply rules/resnet.frz model.pt --arch torchvision.models:resnet18 -o frozen.pt
-    freezedsl check rules/*.frz                         syntax and model-free checks
-    freezedsl fmt rules/*.frz                           canonical formatting
-    freezedsl lint train.py config                      lint a training script, then run it
-    """
-
-
-# ------------------------------------------------------------------ model options
-
-_model_options = [
-    click.option(
-        "--arch",
-        metavar="PKG.MODULE:CALLABLE",
-        help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
-    ),
-    click.option(
-        "--trust-pickle",
-        is_flag=True,
-        help="Allow MODEL to be a whole pickled module (torch.save(model)). Unpickling runs "
-        "arbitrary code from the file: use it only for files you trust.",
-    ),
-]
-
-
-def model_options(fn: F) -> F:
-    for opt in reversed(_model_options):
-        fn = opt(fn)
-    return fn
-
-
-def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None) -> Any:
-    from freezedsl.loading import load_model
-
-    return load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta)
-
-
-def _color(ctx: click.Context, flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-# ------------------------------------------------------------------ plan / apply
-
-
-def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool, memory: Any = None) -> None:
-    if as_json:
-        data = plan.to_dict()
-        if memory is not None:
-            data["memory"] = memory.to_dict()
-        click.echo(json.dumps(data, indent=2))
-    else:
-        click.echo(plan.render(explain=explain, color=color), color=color)
-        if memory is not None:
-            click.echo("")
-            click.echo(memory.render())
-
-
-@main.command("plan")
-@click.argument("rules", type=click.Path(dir_okay=True, allow_dash=False))
-@click.argument("model")
-@model_options
-@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option(
-    "--optimizer",
-    type=click.Choice(optimizer_names(), case_sensitive=False),
-    default=None,
-    help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer.",
-)
-@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
-@click.pass_context
-@handle_errors
-def plan_cmd(
-    ctx: click.Context,
-    rules: str,
-    model: str,
-    arch: str | None,
-    trust_pickle: bool,
-    explain: bool,
-    as_json: bool,
-    optimizer: str | None,
-    color: bool | None,
-) -> None:
-    """Show what RULES would do to MODEL, without changing anything.
-
-    Exits 1 when an `expect` statement fails.
-    """
-    from freezedsl.api import load
-
-    program = load(rules)
-    loaded = _load(model, arch, trust_pickle)
-    plan = program.plan(loaded.module)
-    memory = None
-    if optimizer:
-        from freezedsl.planning.memory import estimate
-
-        memory = estimate(plan, optimizer)
-    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory)
-    if not plan.ok:
-        from freezedsl.application import check_expectations
-
-        check_expectations(plan)
-
-
-@main.command("apply")
-@click.argument("rules", type=click.Path(dir_okay=True))
-@click.argument("model")
-@model_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=False),
-    help="Write the frozen model here (same kind as MODEL; a state dict gets a freeze manifest).",
-)
-@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
-@click.pass_context
-@handle_errors
-def apply_cmd(
-    ctx: click.Context,
-    rules: str,
-    model: str,
-    arch: str | None,
-    trust_pickle: bool,
-    output: str | None,
-    explain: bool,
-    as_json: bool,
-    quiet: bool,
-    color: bool | None,
-) -> None:
-    """Apply RULES to MODEL atomically, print the plan, and write it with -o.
-
-    \b
-    MODEL is one of:
-      torchvision.models:resnet18          an architecture (built on the meta device
-                                           unless -o needs real weights)
-      weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
-      scripted.pt                          a TorchScript archive
-      model.pt --trust-pickle              a whole pickled module (runs code from the file)
-
-    Nothing is written when a rule or an `expect` fails; the input is never modified.
-    """
-    from freezedsl.api import load
-
-    if output is not None:
-        _check_output(output, rules, model)
-    program = load(rules)
-    loaded = _load(model, arch, trust_pickle, meta=False if output else None)
-    plan = program.plan(loaded.module)
-    if not quiet:
-        _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
-    from freezedsl.application import apply_plan
-
-    apply_plan(plan)
-    if output:
-        from freezedsl.loading import save_model
-        from freezedsl.manifest import make_manifest
-
-        manifest = make_manifest(loaded.module, rules_text=program.text, rules_path=program.path)
-        save_model(loaded, output, manifest=manifest)
-        if not quiet and not as_json:
-            click.echo(f"wrote {output}")
-
-
-def _check_output(output: str, *inputs: str) -> None:
-    """-o must name a new file: never an input (the rule file included) or nothing."""
-    if not output.strip():
-        raise UsageError("-o needs a file path; got an empty string")
-    out = os.path.realpath(output)
-    for given in inputs:
-        if os.path.exists(given) and os.path.exists(output):
-            same = os.path.samefile(given, output)
-        else:
-            same = out == os.path.realpath(given)
-        if same:
-            raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
-    from freezedsl.fsutil import check_target
-
-    check_target(output)
-
-
-# ------------------------------------------------------------------ show
-
-
-@main.command("show")
-@click.argument("model")
-@model_options
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Show only this many levels.")
-@click.option("--params", "show_params", is_flag=True, help="List parameters under their modules.")
-@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
-@click.pass_context
-@handle_errors
-def show_cmd(
-    ctx: click.Context,
-    model: str,
-    arch: str | None,
-    trust_pickle: bool,
-    depth: int | None,
-    show_params: bool,
-    color: bool | None,
-) -> None:
-    """Print MODEL's module tree: child indices for children[...] and PATH[...],
-    full paths, parameter counts and trainable/frozen state."""
-    from freezedsl.planning.index import build_index
-    from freezedsl.planning.tree import render_tree
-
-    loaded = _load(model, arch, trust_pickle)
-    use_color = _color(ctx, color)
-    click.echo(render_tree(build_index(loaded.module), depth=depth, params=show_params, color=use_color), color=use_color)
+__all__ = ["check_files", "format_files", "main"]
 
 
 # ------------------------------------------------------------------ check / fmt
@@ -325,14 +42,8 @@ def _read(path: str) -> str:
     return read_rules(path)
 
 
-@main.command("check")
-@click.argument("rules", nargs=-1, required=True)
-@handle_errors
-def check_cmd(rules: tuple[str, ...]) -> None:
-    """Check rule files for syntax errors and model-free problems (fast; no torch).
-
-    Exits 2 on a syntax error, 1 when a model-free check finds a problem.
-    """
+def check_files(rules: tuple[str, ...], echo: Echo) -> None:
+    """``freezedsl check RULES...`` (``echo`` is click.echo or its click-free twin)."""
     from freezedsl.syntax.parser import parse
 
     findings = 0
@@ -346,24 +57,16 @@ def check_cmd(rules: tuple[str, ...]) -> None:
         else:
             diags = check_program(program)
         for d in diags:
-            click.echo(d.format())
+            echo(d.format())
         findings += len(diags)
         if not diags:
-            click.echo(f"{program.path}: ok ({len(program.statements)} statements)")
+            echo(f"{program.path}: ok ({len(program.statements)} statements)")
     if findings:
         sys.exit(1)
 
 
-@main.command("fmt")
-@click.argument("rules", nargs=-1, required=True)
-@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
-@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes.")
-@handle_errors
-def fmt_cmd(rules: tuple[str, ...], check_only: bool, diff: bool) -> None:
-    """Rewrite rule files in the canonical form ('-' reads stdin, writes stdout).
-
-    Comments and single blank lines are kept; every file is parsed before any is written.
-    """
+def format_files(rules: tuple[str, ...], check_only: bool, diff: bool, echo: Echo) -> None:
+    """``freezedsl fmt [--check] [--diff] RULES...``."""
     from freezedsl.syntax.parser import parse
     from freezedsl.syntax.printer import format_program
 
@@ -374,26 +77,182 @@ def fmt_cmd(rules: tuple[str, ...], check_only: bool, diff: bool) -> None:
         results.append((path, text, formatted))
     changed = [r for r in results if r[1] != r[2]]
     if diff:
+        import difflib
+
         for path, old, new in changed:
-            click.echo(
-                "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), path, path)), nl=False
-            )
+            echo("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), path, path)), nl=False)
     if check_only or diff:
         for path, _, _ in changed:
             if check_only:
-                click.echo(f"would reformat {path}", err=True)
+                echo(f"would reformat {path}", err=True)
         if check_only:
-            click.echo(f"{len(changed)} of {len(results)} files would be reformatted", err=True)
+            echo(f"{len(changed)} of {len(results)} files would be reformatted", err=True)
         sys.exit(1 if changed else 0)
     for path, _old, new in results:
         if path == "-":
-            click.echo(new, nl=False)
+            echo(new, nl=False)
     from freezedsl.fsutil import atomic_write_text
 
     for path, _old, new in changed:
         if path != "-":
             atomic_write_text(path, new)
-            click.echo(f"reformatted {path}", err=True)
+            echo(f"reformatted {path}", err=True)
+
+
+# ------------------------------------------------------------------ without click
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo(message, err=err, nl=nl)`` for text, without importing click.
+
+    click.echo writes a str straight to a sound ``sys.stdout``/``sys.stderr`` (a text
+    file whose encoding is not ASCII) and flushes; it also strips ANSI escape codes
+    when the stream is not a terminal. For any other stream, or a message with an
+    escape character, this calls click.echo itself.
+    """
+    stream = sys.stderr if err else sys.stdout
+    if type(stream) is not io.TextIOWrapper or "\x1b" in message or not _sound(stream):
+        import click
+
+        click.echo(message, err=err, nl=nl)
+        return
+    stream.write(message + "\n" if nl else message)
+    stream.flush()
+
+
+def _sound(stream: io.TextIOWrapper) -> bool:
+    """click's test for a text stream it writes to as it is (else it re-wraps it)."""
+    import codecs
+
+    if stream.errors is None or not stream.encoding:
+        return False
+    try:
+        return codecs.lookup(stream.encoding).name != "ascii"
+    except LookupError:
+        return True
+
+
+def _fail(err: FreezeError, echo: Echo) -> NoReturn:
+    echo(err.render(), err=True)
+    for extra in getattr(err, "failures", [])[1:]:
+        echo(extra.one_line(), err=True)
+    sys.exit(err.exit_code)
+
+
+def _fast_command(argv: list[str]) -> tuple[str, tuple[str, ...], bool, bool] | None:
+    """(command, rule files, --check, --diff) for the invocations run without click."""
+    if not argv or argv[0] not in ("check", "fmt"):
+        return None
+    if sys.platform == "win32" or os.environ.get("FREEZEDSL_DEBUG"):
+        return None  # click expands globs on Windows; debug runs keep click's handling
+    if any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ):
+        return None  # a shell-completion request (click's _FREEZEDSL_COMPLETE)
+    command, rules, check_only, diff = argv[0], [], False, False
+    for arg in argv[1:]:
+        if arg[:1] != "-" or arg == "-":
+            rules.append(arg)
+        elif command == "fmt" and arg == "--check":
+            check_only = True
+        elif command == "fmt" and arg == "--diff":
+            diff = True
+        else:  # --help, --, an unknown option...: click's parser and messages
+            return None
+    if not rules:
+        return None
+    return command, tuple(rules), check_only, diff
+
+
+class _Pacified:
+    """click's wrapper of a broken-pipe stream: flushing it at exit raises nothing."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        import errno
+
+        try:
+            self.wrapped.flush()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.wrapped, attr)
+
+
+def _run_fast(command: str, rules: tuple[str, ...], check_only: bool, diff: bool) -> NoReturn:
+    """What the click group does for these arguments: run the command, exit."""
+    from freezedsl.errors import FreezeError
+
+    try:
+        # commands.handle_errors, with FREEZEDSL_DEBUG unset
+        try:
+            if command == "check":
+                check_files(rules, echo)
+            else:
+                format_files(rules, check_only, diff, echo)
+        except FreezeError as err:
+            _fail(err, echo)
+        except KeyboardInterrupt:
+            echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
+            sys.exit(130)
+        except SystemExit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug; still no traceback
+            echo(
+                f"freezedsl: internal error: {type(exc).__name__}: {exc} (set FREEZEDSL_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            sys.exit(2)
+    except (EOFError, KeyboardInterrupt):  # click's main, then commands.OneLineErrors
+        echo(err=True)
+        echo("freezedsl: aborted", err=True)
+        sys.exit(1)
+    except OSError as exc:  # click's main: a closed pipe ends the command quietly
+        import errno
+
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.stdout = _Pacified(sys.stdout)
+        sys.stderr = _Pacified(sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+
+# ------------------------------------------------------------------ the entry point
+
+
+def _group() -> Any:
+    from freezedsl.commands import main as group
+
+    return group
+
+
+class _Main:
+    """The ``freezedsl`` command: the click group of :mod:`freezedsl.commands`.
+
+    Calling it with no arguments (the console script; ``python -m freezedsl``) runs
+    ``check``/``fmt`` without click when :func:`_fast_command` accepts ``sys.argv``;
+    every other call and every attribute (``main.main(args)``, as click's CliRunner
+    uses, ``main.commands``...) go to the group.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args and set(kwargs) <= {"prog_name"}:
+            fast = _fast_command(sys.argv[1:])
+            if fast is not None:
+                _run_fast(*fast)
+        return _group()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_group(), name)
+
+    def __repr__(self) -> str:
+        return f"<freezedsl command line: {_group()!r}>"
+
+
+main: Any = _Main()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,16 +1,20 @@
 """The rule-language AST: frozen dataclasses that carry source spans.
 
 Spans never take part in equality, so ``parse(format(p)) == p`` compares meaning and
-comments, not layout. Nothing here imports torch.
+comments, not layout. Nothing here imports torch. The classes are
+:func:`~freezedsl.util.frozen_record` classes: ``@dataclass(frozen=True)`` in behaviour
+(dataclasses.replace/fields work on them) without its import-time cost.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Literal
-
 from freezedsl.errors import Span
+from freezedsl.util import field, frozen_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from decimal import Decimal
+    from typing import Literal
 
 
 def _span() -> Span | None:
@@ -20,33 +24,33 @@ def _span() -> Span | None:
 # ----------------------------------------------------------------- path parts
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Word:
     """One literal name segment (``layer4``, ``0``, or a backtick-quoted name)."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Glob:
     """One segment with ``*`` wildcards (``*``, ``layer*``, ``*_proj``); never spans a dot."""
 
     pattern: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class AnySegments:
     """``**``: any number of segments, including none."""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Index:
     """``[i]``: the i-th child module (negative counts from the end)."""
 
     index: int
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Slice:
     """``[a:b:c]`` over child modules, with Python slice semantics."""
 
@@ -55,7 +59,7 @@ class Slice:
     step: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Children:
     """``children`` at the start of a path: the root module's children (``children[0:6]``)."""
 
@@ -66,18 +70,18 @@ PathPart = Word | Glob | AnySegments | Index | Slice | Children
 # ----------------------------------------------------------------- selectors
 
 
-@dataclass(frozen=True)
+@frozen_record
 class All:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Path:
     parts: tuple[PathPart, ...]
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class NameRegex:
     """``name~"re"``: ``re.search`` on every full parameter name (tied aliases too)."""
 
@@ -85,7 +89,7 @@ class NameRegex:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class TypeName:
     """``type=Class``: modules whose class, or a base class, has this name."""
 
@@ -93,7 +97,7 @@ class TypeName:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class TypeRegex:
     """``type~"re"``: modules whose class name matches ``re.search``."""
 
@@ -101,20 +105,20 @@ class TypeRegex:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Except:
     base: Selector
     excluded: Selector
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Maybe:
     """``sel?``: ``sel`` may match nothing without an error."""
 
@@ -128,11 +132,12 @@ Selector = All | Path | NameRegex | TypeName | TypeRegex | Union_ | Except | May
 
 # ----------------------------------------------------------------- statements
 
-State = Literal["trainable", "frozen"]
-CompareOp = Literal["between", "<", "<=", ">", ">=", "=="]
+if TYPE_CHECKING:
+    State = Literal["trainable", "frozen"]
+    CompareOp = Literal["between", "<", "<=", ">", ">=", "=="]
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Trivia:
     """Comments and blank lines around a statement, kept so ``fmt`` loses nothing."""
 
@@ -141,7 +146,7 @@ class Trivia:
     blank_before: bool = False  # at least one blank line separated it from what came before
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Rule:
     """``freeze SEL`` / ``unfreeze SEL``."""
 
@@ -155,7 +160,7 @@ class Rule:
         return self.action == "unfreeze"
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ExpectSelector:
     """``expect trainable SEL`` / ``expect frozen SEL``."""
 
@@ -165,7 +170,7 @@ class ExpectSelector:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ExpectShare:
     """``expect trainable 1%..10%``: the share of parameter elements in ``state``."""
 
@@ -177,6 +182,8 @@ class ExpectShare:
     span: Span | None = _span()
 
     def holds(self, percent: float) -> bool:
+        from decimal import Decimal
+
         value = Decimal(repr(percent))
         if self.op == "between":
             assert self.high is not None
@@ -190,7 +197,7 @@ class ExpectShare:
         }[self.op]
 
 
-@dataclass(frozen=True)
+@frozen_record
 class StatsRule:
     """``freeze stats SEL`` / ``unfreeze stats SEL``: running statistics of norm layers."""
 
@@ -200,7 +207,7 @@ class StatsRule:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Convert:
     """``convert SEL to FrozenBatchNorm2d``: replace BatchNorm2d modules in scope."""
 
@@ -210,7 +217,7 @@ class Convert:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Factor:
     """``0.1x`` (relative to the base value) or ``3e-4`` (absolute)."""
 
@@ -221,7 +228,7 @@ class Factor:
         return float(self.value) * base if self.relative else float(self.value)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Hyper:
     """``lr 0.1x SEL`` / ``weight_decay 0 SEL``: optimizer settings for param_groups."""
 
@@ -232,7 +239,7 @@ class Hyper:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True)
+@frozen_record
 class HyperDecay:
     """``lr decay 0.75 over encoder.layer[:]``: layer-wise decay of a hyper-parameter."""
 
@@ -246,7 +253,7 @@ class HyperDecay:
 Simple = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Scheduled:
     """``at epoch 3: STATEMENT``: a statement that joins the program at that time."""
 
@@ -260,7 +267,7 @@ class Scheduled:
 Statement = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay | Scheduled
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Program:
     statements: tuple[Statement, ...]
     trailing_comments: tuple[str, ...] = ()

@@ -2,9 +2,13 @@
 
 The grammar lives in ``grammar/freeze.lark`` (shipped in the wheel as the package
 ``freezedsl.grammar``). Parsing is LALR(1): linear time in the length of the text
-(benchmarks/results/parse.md has the measured figures). Any text either parses or raises
-:class:`~freezedsl.errors.RuleSyntaxError` with a 1-based line and column; Lark's own
-exceptions never escape. Nothing here imports torch.
+(benchmarks/results/parse.md has the measured figures). The parse tables are generated
+from the grammar with Lark (``tools/gen_parser.py``) and run by
+:mod:`freezedsl.syntax._lalr`, which parses exactly as Lark does without importing it
+(importing Lark took longer than a bare interpreter's whole start-up; see
+benchmarks/bench_startup.py). Any text either parses or raises
+:class:`~freezedsl.errors.RuleSyntaxError` with a 1-based line and column; the parser's
+own exceptions never escape. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -13,18 +17,16 @@ import bisect
 import functools
 import os
 import re
-from decimal import Decimal
-from importlib import resources
-from pathlib import Path as FsPath
-from typing import Any
-
-import lark
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from freezedsl.errors import RuleSyntaxError, Span, source_lines
-from freezedsl.syntax import ast
-from freezedsl.util import gc_paused
+from freezedsl.syntax import _lalr, ast
+from freezedsl.syntax._lalr import Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from freezedsl.util import gc_paused, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from decimal import Decimal
+    from typing import Any
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 200
@@ -32,6 +34,9 @@ MAX_NESTING = 200
 
 def grammar_text() -> str:
     """The grammar, from the installed package or, in a source checkout, ``grammar/``."""
+    from importlib import resources
+    from pathlib import Path as FsPath
+
     try:
         return resources.files("freezedsl.grammar").joinpath("freeze.lark").read_text("utf-8")
     except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - odd installs
@@ -40,22 +45,14 @@ def grammar_text() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _lark() -> Lark:
-    options: dict[str, Any] = {
-        "parser": "lalr",
-        "lexer": "contextual",
-        "propagate_positions": True,
-        "maybe_placeholders": True,
-    }
-    # Lark's cache (a file in the temp folder keyed by grammar, options and Lark
-    # version) turns the ~30 ms table construction into a ~3 ms load: it matters
-    # for `freezedsl check`/`fmt`, which should start about as fast as Python.
-    if os.environ.get("FREEZEDSL_NO_PARSER_CACHE") is None:
-        try:
-            return Lark(grammar_text(), cache=True, **options)
-        except Exception:  # noqa: BLE001, S110 - an unwritable temp folder: build without
-            pass
-    return Lark(grammar_text(), **options)
+def _lark() -> _lalr.Parser:
+    """The parser (once per process): the generated tables of grammar/freeze.lark.
+
+    ``_lark().parse(text)`` returns the tree ``Lark(grammar_text(), parser="lalr",
+    lexer="contextual", propagate_positions=True, maybe_placeholders=True).parse(text)``
+    would, without importing Lark (the name is kept from when it was Lark).
+    """
+    return _lalr.Parser()
 
 
 # --------------------------------------------------------------- transformer
@@ -174,7 +171,7 @@ class _ToAst:
         handlers: dict[str, Any] = {}
 
         def convert(node: Any) -> Any:
-            if not isinstance(node, lark.Tree):
+            if not isinstance(node, _lalr.Tree):
                 return node
             items = [convert(child) for child in node.children]
             name = str(node.data)
@@ -234,6 +231,8 @@ class _ToAst:
 
     @staticmethod
     def _factor(tok: Token) -> ast.Factor:
+        from decimal import Decimal
+
         text = str(tok)
         relative = text.endswith("x")
         value = Decimal(text[:-1] if relative else text)
@@ -270,6 +269,8 @@ class _ToAst:
     # ---- ranges: (op, low, high, first token)
     @staticmethod
     def _pct(tok: Token) -> Decimal:
+        from decimal import Decimal
+
         text = str(tok)[:-1]
         if len(text) > 30:
             raise _Located("share has too many digits; write it like 12.5%", tok.line or 1, tok.column or 1)
@@ -357,8 +358,6 @@ def _attach_trivia(
     statements: list[ast.Statement], comments: list[Token], source: str
 ) -> tuple[list[ast.Statement], tuple[str, ...]]:
     """Attach comments and blank lines to statements so the formatter can keep them."""
-    import dataclasses
-
     lines = source_lines(source)
     leading: list[list[str]] = [[] for _ in statements]
     trailing: list[str | None] = [None] * len(statements)
@@ -401,7 +400,7 @@ def _attach_trivia(
         top = comment_first_line.get(i, st.span.line)
         blank = i > 0 and blank_between(prev_end, top)
         trivia = ast.Trivia(tuple(leading[i]), trailing[i], blank)
-        out.append(dataclasses.replace(st, trivia=trivia))
+        out.append(replace(st, trivia=trivia))
         prev_end = st.span.end_line
     return out, tuple(program_tail)
 
@@ -542,7 +541,7 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
         if closer:
             expected = closer if expected in ("something else", "';' or a new line to end the statement") else f"{closer}, or {expected}"
         line = tok.line if tok.type != "$END" else _last_line(source)
-        col = tok.column if tok.type != "$END" else len(_source_line(source, line) or "") + 1
+        col = tok.column if tok.type != "$END" else len(_source_line(source, line or 1) or "") + 1
         if tok.type == "_NL":  # point at the end of the line, not the next one
             line, col = tok.line or 1, tok.column or 1
         hint = ""
@@ -563,9 +562,6 @@ def _translate(exc: UnexpectedInput, source: str, path: str | None) -> RuleSynta
         elif ch == "=" :
             hint = " (did you mean type=Class or name~\"regex\"?)"
         return _error(source, path, f"unexpected character '{shown}'; expected {expected}{hint}", exc.line, exc.column)
-    if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END tokens instead
-        line = _last_line(source)
-        return _error(source, path, f"unexpected end of file; expected {_describe_expected(set(exc.expected))}", line, 1)
     return _error(source, path, str(exc).splitlines()[0], getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1)
 
 
@@ -625,9 +621,9 @@ def _parse_checked(source: str, path: str | None, comments: list[Token]) -> ast.
     return ast.Program(tuple(statements), tail, path=path, source=source)
 
 
-def _parse_collecting(parser: Lark, source: str, comments: list[Token]) -> Any:
-    # Lark's lexer callbacks are fixed at construction; comments are re-scanned here
-    # from the token stream instead, which keeps one cached parser for all calls.
+def _parse_collecting(parser: _lalr.Parser, source: str, comments: list[Token]) -> Any:
+    # The lexer drops comments (%ignore COMMENT); they are re-scanned here from the
+    # text instead, which keeps one cached parser for all calls.
     tree = parser.parse(source)
     comments.extend(_scan_comments(source))
     return tree
@@ -693,6 +689,8 @@ def depth_pos(source: str, target: int) -> tuple[int, int]:
 
 def read_rules(path: str | os.PathLike[str]) -> str:
     """Read a rule file as UTF-8 text with one-line errors for every way that fails."""
+    from pathlib import Path as FsPath
+
     p = FsPath(path)
     shown = str(path)
     if not p.exists():

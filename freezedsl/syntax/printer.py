@@ -8,9 +8,12 @@ and single blank lines kept. ``parse(format_program(p)) == p`` for every program
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 from freezedsl.syntax import ast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # the parser refuses these anywhere

@@ -1,0 +1,349 @@
+"""The ``freezedsl`` click command group: each command unpacks options and calls the library.
+
+Exit codes: 0 ok, 1 a failed ``expect`` or check, 2 a usage or input error. Errors
+are one clear message on stderr, never a traceback (set FREEZEDSL_DEBUG=1 to see one
+for an internal error). ``check`` and ``fmt`` never import torch.
+
+The entry point is :data:`freezedsl.cli.main`, which runs plain ``check`` and ``fmt``
+invocations without importing click (they share their code with the commands here)
+and hands everything else to the group defined here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from freezedsl.cli import check_files, format_files
+from freezedsl.errors import FreezeError, UsageError
+from freezedsl.planning.memory import optimizer_names
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(err: FreezeError) -> None:
+    click.echo(err.render(), err=True)
+    for extra in getattr(err, "failures", [])[1:]:
+        click.echo(extra.one_line(), err=True)
+    sys.exit(err.exit_code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into one message and an exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FreezeError as err:
+            _fail(err)
+        except KeyboardInterrupt:
+            click.echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # pragma: no cover - a bug; still no traceback by default
+            if os.environ.get("FREEZEDSL_DEBUG"):
+                raise
+            click.echo(
+                f"freezedsl: internal error: {type(exc).__name__}: {exc} "
+                "(set FREEZEDSL_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class OneLineErrors(click.Group):
+    """A click group whose usage errors are one line that leads with the problem.
+
+    ``lint`` and ``rule`` are imported only when used, so ``check`` and ``fmt`` start fast.
+    """
+
+    lazy: ClassVar[dict[str, str]] = {"lint": "lint_command", "rule": "rule_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module("freezedsl.lint.cli")
+            self.add_command(getattr(module, self.lazy[cmd_name]), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.exceptions.Abort:
+            click.echo("freezedsl: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "freezedsl"
+            click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="freezedsl", prog_name="freezedsl")
+def main() -> None:
+    """Freeze and unfreeze parameters of PyTorch models with a small rule language.
+
+    \b
+    freezedsl show torchvision.models:resnet18          the module tree, with child indices
+    freezedsl plan rules/resnet.frz torchvision.models:resnet18 --explain
+    freezedsl apply rules/resnet.frz model.pt --arch torchvision.models:resnet18 -o frozen.pt
+    freezedsl check rules/*.frz                         syntax and model-free checks
+    freezedsl fmt rules/*.frz                           canonical formatting
+    freezedsl lint train.py config                      lint a training script, then run it
+    """
+
+
+# ------------------------------------------------------------------ model options
+
+_model_options = [
+    click.option(
+        "--arch",
+        metavar="PKG.MODULE:CALLABLE",
+        help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
+    ),
+    click.option(
+        "--trust-pickle",
+        is_flag=True,
+        help="Allow MODEL to be a whole pickled module (torch.save(model)). Unpickling runs "
+        "arbitrary code from the file: use it only for files you trust.",
+    ),
+]
+
+
+def model_options(fn: F) -> F:
+    for opt in reversed(_model_options):
+        fn = opt(fn)
+    return fn
+
+
+def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None) -> Any:
+    from freezedsl.loading import load_model
+
+    return load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta)
+
+
+def _color(ctx: click.Context, flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+# ------------------------------------------------------------------ plan / apply
+
+
+def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool, memory: Any = None) -> None:
+    if as_json:
+        data = plan.to_dict()
+        if memory is not None:
+            data["memory"] = memory.to_dict()
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(plan.render(explain=explain, color=color), color=color)
+        if memory is not None:
+            click.echo("")
+            click.echo(memory.render())
+
+
+@main.command("plan")
+@click.argument("rules", type=click.Path(dir_okay=True, allow_dash=False))
+@click.argument("model")
+@model_options
+@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(optimizer_names(), case_sensitive=False),
+    default=None,
+    help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer.",
+)
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def plan_cmd(
+    ctx: click.Context,
+    rules: str,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    explain: bool,
+    as_json: bool,
+    optimizer: str | None,
+    color: bool | None,
+) -> None:
+    """Show what RULES would do to MODEL, without changing anything.
+
+    Exits 1 when an `expect` statement fails.
+    """
+    from freezedsl.api import load
+
+    program = load(rules)
+    loaded = _load(model, arch, trust_pickle)
+    plan = program.plan(loaded.module)
+    memory = None
+    if optimizer:
+        from freezedsl.planning.memory import estimate
+
+        memory = estimate(plan, optimizer)
+    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory)
+    if not plan.ok:
+        from freezedsl.application import check_expectations
+
+        check_expectations(plan)
+
+
+@main.command("apply")
+@click.argument("rules", type=click.Path(dir_okay=True))
+@click.argument("model")
+@model_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=False),
+    help="Write the frozen model here (same kind as MODEL; a state dict gets a freeze manifest).",
+)
+@click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def apply_cmd(
+    ctx: click.Context,
+    rules: str,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    output: str | None,
+    explain: bool,
+    as_json: bool,
+    quiet: bool,
+    color: bool | None,
+) -> None:
+    """Apply RULES to MODEL atomically, print the plan, and write it with -o.
+
+    \b
+    MODEL is one of:
+      torchvision.models:resnet18          an architecture (built on the meta device
+                                           unless -o needs real weights)
+      weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
+      scripted.pt                          a TorchScript archive
+      model.pt --trust-pickle              a whole pickled module (runs code from the file)
+
+    Nothing is written when a rule or an `expect` fails; the input is never modified.
+    """
+    from freezedsl.api import load
+
+    if output is not None:
+        _check_output(output, rules, model)
+    program = load(rules)
+    loaded = _load(model, arch, trust_pickle, meta=False if output else None)
+    plan = program.plan(loaded.module)
+    if not quiet:
+        _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
+    from freezedsl.application import apply_plan
+
+    apply_plan(plan)
+    if output:
+        from freezedsl.loading import save_model
+        from freezedsl.manifest import make_manifest
+
+        manifest = make_manifest(loaded.module, rules_text=program.text, rules_path=program.path)
+        save_model(loaded, output, manifest=manifest)
+        if not quiet and not as_json:
+            click.echo(f"wrote {output}")
+
+
+def _check_output(output: str, *inputs: str) -> None:
+    """-o must name a new file: never an input (the rule file included) or nothing."""
+    if not output.strip():
+        raise UsageError("-o needs a file path; got an empty string")
+    out = os.path.realpath(output)
+    for given in inputs:
+        if os.path.exists(given) and os.path.exists(output):
+            same = os.path.samefile(given, output)
+        else:
+            same = out == os.path.realpath(given)
+        if same:
+            raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
+    from freezedsl.fsutil import check_target
+
+    check_target(output)
+
+
+# ------------------------------------------------------------------ show
+
+
+@main.command("show")
+@click.argument("model")
+@model_options
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Show only this many levels.")
+@click.option("--params", "show_params", is_flag=True, help="List parameters under their modules.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
+@click.pass_context
+@handle_errors
+def show_cmd(
+    ctx: click.Context,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    depth: int | None,
+    show_params: bool,
+    color: bool | None,
+) -> None:
+    """Print MODEL's module tree: child indices for children[...] and PATH[...],
+    full paths, parameter counts and trainable/frozen state."""
+    from freezedsl.planning.index import build_index
+    from freezedsl.planning.tree import render_tree
+
+    loaded = _load(model, arch, trust_pickle)
+    use_color = _color(ctx, color)
+    click.echo(render_tree(build_index(loaded.module), depth=depth, params=show_params, color=use_color), color=use_color)
+
+
+# ------------------------------------------------------------------ check / fmt
+
+
+@main.command("check")
+@click.argument("rules", nargs=-1, required=True)
+@handle_errors
+def check_cmd(rules: tuple[str, ...]) -> None:
+    """Check rule files for syntax errors and model-free problems (fast; no torch).
+
+    Exits 2 on a syntax error, 1 when a model-free check finds a problem.
+    """
+    check_files(rules, click.echo)
+
+
+@main.command("fmt")
+@click.argument("rules", nargs=-1, required=True)
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
+@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes.")
+@handle_errors
+def fmt_cmd(rules: tuple[str, ...], check_only: bool, diff: bool) -> None:
+    """Rewrite rule files in the canonical form ('-' reads stdin, writes stdout).
+
+    Comments and single blank lines are kept; every file is parsed before any is written.
+    """
+    format_files(rules, check_only, diff, click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

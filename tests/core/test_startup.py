@@ -1,0 +1,361 @@
+"""Fast start of ``freezedsl check`` / ``fmt`` and what it must not change.
+
+benchmarks/bench_startup.py measures the start-up; these tests pin what makes it fast
+without changing any behaviour:
+
+* the CLI runs plain ``check``/``fmt`` invocations without importing click (nor Lark,
+  nor torch); for every such invocation -- files that parse, fail, are missing, stdin,
+  diffs, rewrites, odd bytes, a closed pipe -- stdout, stderr, the exit code and the
+  files left behind are byte-identical to the click command group's;
+* the syntax tree and error spans are :func:`freezedsl.util.frozen_record` classes, not
+  @dataclass ones: compared here with ``@dataclass(frozen=True)`` applied to the very
+  same class bodies (fields, signatures, repr, equality, hashing, immutability, pickling,
+  dataclasses.replace/asdict).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import os
+import pickle
+import re
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from freezedsl import errors
+from freezedsl.syntax import ast
+from freezedsl.syntax.parser import parse
+from freezedsl.util import replace
+
+REPO = Path(__file__).resolve().parents[2]
+FREEZEDSL = Path(sys.executable).with_name("freezedsl")
+
+
+# ------------------------------------------------------------------ what start-up imports
+
+
+def _imported(args: list[str], cwd: Path = REPO, stdin: str | None = None) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "freezedsl", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+    )
+    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("_") and k.endswith("_COMPLETE"))}
+    env.pop("FREEZEDSL_DEBUG", None)
+    return env
+
+
+def _heavy(modules: set[str], *names: str) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in names)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check", "rules/resnet.frz"], ["fmt", "--check", "rules/resnet.frz"], ["fmt", "--diff", "rules/vit.frz"]],
+)
+def test_check_and_fmt_import_neither_click_nor_lark_nor_torch(args: list[str]) -> None:
+    modules = _imported(args)
+    assert "freezedsl.syntax.parser" in modules  # the run did happen
+    assert _heavy(modules, "click", "lark", "torch") == []
+
+
+def test_fmt_imports_no_dataclasses_or_typing() -> None:
+    modules = _imported(["fmt", "--check", "rules/resnet.frz"])
+    assert "freezedsl.syntax.printer" in modules
+    assert modules & {"dataclasses", "typing", "inspect", "importlib.resources"} == set()
+
+
+def test_other_invocations_still_go_through_click() -> None:
+    assert "click" in _imported(["check", "--help"])
+    assert "click" in _imported(["fmt", "--bogus", "rules/resnet.frz"])
+
+
+# ------------------------------------------------------------------ the same behaviour as click
+
+#: (id, files, argv, stdin). Every check/fmt shape the fast path takes, and a few it
+#: leaves to click (to pin where the line runs).
+SCENARIOS: list[tuple[str, dict[str, bytes], list[str], str | None]] = [
+    ("check-ok", {"a.frz": b"freeze fc\n"}, ["check", "a.frz"], None),
+    ("check-ok-many", {"a.frz": b"freeze fc\n", "b.frz": b"unfreeze x; freeze y\n"}, ["check", "a.frz", "b.frz"], None),
+    ("check-missing", {"a.frz": b"freeze fc\n"}, ["check", "a.frz", "missing.frz"], None),
+    ("check-syntax-caret", {"bad.frz": b"freeze features\nfreeze features[::0]\n"}, ["check", "bad.frz"], None),
+    ("check-syntax-token", {"bad.frz": b"freeze fc unfreeze x\n"}, ["check", "bad.frz"], None),
+    ("check-syntax-char", {"bad.frz": b"freeze f$c\n"}, ["check", "bad.frz"], None),
+    ("check-findings", {"r.frz": b'freeze name~"layer1"\nunfreeze fc\n'}, ["check", "r.frz"], None),
+    ("check-stdin", {}, ["check", "-"], "freeze fc\nexpect trainable 1%..10%\n"),
+    ("check-stdin-error", {}, ["check", "-"], "freeze (fc\n"),
+    ("check-directory", {"d/x.frz": b"freeze fc\n"}, ["check", "d"], None),
+    ("check-empty-arg", {}, ["check", ""], None),
+    ("check-not-utf8", {"b.frz": b"freeze fc\xff\n"}, ["check", "b.frz"], None),
+    ("check-empty", {"e.frz": b""}, ["check", "e.frz"], None),
+    ("check-escape-codes", {"c.frz": b"freeze fc\x1b[31m red\n"}, ["check", "c.frz"], None),
+    ("check-unicode-name", {"\u00fcber.frz": "freeze \u00e9\n".encode()}, ["check", "\u00fcber.frz"], None),
+    ("check-huge-index", {"s.frz": b"freeze children[" + b"9" * 5000 + b"]\n"}, ["check", "s.frz"], None),
+    ("fmt-check-clean", {"f.frz": b"freeze fc\n"}, ["fmt", "--check", "f.frz"], None),
+    ("fmt-check-dirty", {"u.frz": b"freeze   fc;unfreeze x\n", "f.frz": b"freeze fc\n"}, ["fmt", "--check", "u.frz", "f.frz"], None),
+    ("fmt-diff", {"u.frz": b"freeze   fc;unfreeze x # c\n"}, ["fmt", "--diff", "u.frz"], None),
+    ("fmt-check-diff", {"u.frz": b"freeze (a,b)\n"}, ["fmt", "u.frz", "--diff", "--check"], None),
+    ("fmt-rewrite", {"u.frz": b"freeze   fc\n\n\n# end\n", "f.frz": b"freeze fc\n"}, ["fmt", "u.frz", "f.frz"], None),
+    ("fmt-stdin", {}, ["fmt", "-"], "unfreeze   a ,b\n"),
+    ("fmt-error-second", {"u.frz": b"freeze   fc\n", "bad.frz": b"freeze [\n"}, ["fmt", "u.frz", "bad.frz"], None),
+    ("fmt-missing", {}, ["fmt", "missing.frz"], None),
+    ("fmt-repeated-flag", {"u.frz": b"freeze  fc\n"}, ["fmt", "--check", "--check", "u.frz"], None),
+    # left to click
+    ("click-no-files", {}, ["check"], None),
+    ("click-help", {}, ["fmt", "--help"], None),
+    ("click-unknown-option", {"a.frz": b"freeze fc\n"}, ["check", "--check", "a.frz"], None),
+    ("click-dash-dash", {"a.frz": b"freeze fc\n"}, ["check", "--", "a.frz"], None),
+    ("click-dash-file", {"-x.frz": b"freeze fc\n"}, ["check", "-x.frz"], None),
+    ("click-flag-value", {"a.frz": b"freeze fc\n"}, ["fmt", "--check=1", "a.frz"], None),
+]
+
+CLICK_ONLY = (
+    "import sys\n"
+    "from freezedsl.cli import main\n"
+    "main.main(sys.argv[1:], prog_name='freezedsl')\n"
+)
+
+
+def _materialize(root: Path, files: dict[str, bytes]) -> None:
+    root.mkdir()
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _tree_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _run(argv: list[str], cwd: Path, stdin: str | None, **kw: Any) -> tuple[int, bytes, bytes]:
+    done = subprocess.run(argv, cwd=cwd, input=None if stdin is None else stdin.encode(), capture_output=True, env=_env(), check=False, **kw)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(("name", "files", "argv", "stdin"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_fast_path_output_is_clicks(tmp_path: Path, name: str, files: dict[str, bytes], argv: list[str], stdin: str | None) -> None:
+    _materialize(tmp_path / "click", files)
+    _materialize(tmp_path / "fast", files)
+    expected = _run([sys.executable, "-c", CLICK_ONLY, *argv], tmp_path / "click", stdin)
+    got = _run([sys.executable, "-m", "freezedsl", *argv], tmp_path / "fast", stdin)
+    assert got == expected
+    assert _tree_of(tmp_path / "fast") == _tree_of(tmp_path / "click")
+    if FREEZEDSL.exists() and name in ("check-ok", "check-syntax-caret", "fmt-check-dirty", "fmt-rewrite", "click-help"):
+        _materialize(tmp_path / "script", files)
+        assert _run([str(FREEZEDSL), *argv], tmp_path / "script", stdin) == expected
+        assert _tree_of(tmp_path / "script") == _tree_of(tmp_path / "click")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or sys.platform == "darwin", reason="needs a filesystem taking any bytes")
+def test_fast_path_matches_click_on_undecodable_file_names(tmp_path: Path) -> None:
+    name = os.fsdecode(b"r\xff.frz")
+    for sub in ("click", "fast"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / name).write_bytes(b"freeze fc\n")
+    expected = _run([sys.executable, "-c", CLICK_ONLY, "check", name], tmp_path / "click", None)
+    assert _run([sys.executable, "-m", "freezedsl", "check", name], tmp_path / "fast", None) == expected
+
+
+def test_fast_path_matches_click_on_a_closed_pipe(tmp_path: Path) -> None:
+    (tmp_path / "a.frz").write_text("freeze fc\n")
+    results = []
+    for argv in ([sys.executable, "-c", CLICK_ONLY, "check", "a.frz"], [sys.executable, "-m", "freezedsl", "check", "a.frz"]):
+        read, write = os.pipe()
+        os.close(read)  # nobody reads: the first write fails with EPIPE
+        try:
+            done = subprocess.run(argv, cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, env=_env(), check=False)
+        finally:
+            os.close(write)
+        results.append((done.returncode, done.stderr))
+    assert results[1] == results[0]
+
+
+def test_fast_path_leaves_debug_runs_to_click(tmp_path: Path) -> None:
+    (tmp_path / "a.frz").write_text("freeze fc\n")
+    env = dict(_env(), FREEZEDSL_DEBUG="1")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "freezedsl", "check", "a.frz"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "a.frz: ok (1 statements)\n"
+    assert re.search(r"\|\s+click$", done.stderr, re.MULTILINE)
+
+
+def test_main_is_the_click_group_for_everything_else() -> None:
+    from click.testing import CliRunner
+
+    from freezedsl.cli import main
+    from freezedsl.commands import main as group
+
+    assert main.name == group.name and main.commands is group.commands
+    result = CliRunner().invoke(main, ["check", "-"], input="freeze fc\n")
+    assert (result.exit_code, result.stdout) == (0, "<stdin>: ok (1 statements)\n")
+
+
+# ------------------------------------------------------------------ records are frozen dataclasses
+
+
+def _as_dataclass_module(path: Path, name: str) -> types.ModuleType:
+    """The module with @dataclass(frozen=True) where it says @frozen_record."""
+    source = path.read_text("utf-8")
+    source = source.replace("from freezedsl.util import field, frozen_record", "from dataclasses import dataclass, field")
+    source = source.replace("from freezedsl.util import frozen_record", "from dataclasses import dataclass")
+    source, n = re.subn(r"^@frozen_record\b.*$", "@dataclass(frozen=True)", source, flags=re.MULTILINE)
+    assert n > 0
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses looks the module up
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
+    finally:
+        del sys.modules[name]
+    return module
+
+
+REF_AST = _as_dataclass_module(REPO / "freezedsl" / "syntax" / "ast.py", "_reference_ast")
+REF_ERRORS = _as_dataclass_module(REPO / "freezedsl" / "errors.py", "_reference_errors")
+
+
+def _records() -> list[tuple[type, type]]:
+    pairs = [(errors.Span, REF_ERRORS.Span)]
+    for name, obj in vars(ast).items():
+        if isinstance(obj, type) and obj.__module__ == ast.__name__ and "__record_fields__" in obj.__dict__:
+            pairs.append((obj, getattr(REF_AST, name)))
+    return pairs
+
+
+RECORDS = _records()
+
+
+def test_every_dataclass_became_a_record() -> None:
+    ref_classes = [o for o in vars(REF_AST).values() if isinstance(o, type) and o.__module__ == REF_AST.__name__]
+    assert len(ref_classes) == len(RECORDS) - 1 == 25  # Span is the other one
+    assert all(dataclasses.is_dataclass(c) for c in ref_classes)
+
+
+def _field_picture(f: dataclasses.Field[Any]) -> tuple[Any, ...]:
+    factory = f.default_factory
+    return (
+        f.name, f.type, f.default, getattr(factory, "__qualname__", factory), f.init, f.repr, f.compare, f.hash,
+        f.kw_only, f._field_type,  # type: ignore[attr-defined]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("record", "reference"), RECORDS, ids=[r.__name__ for r, _ in RECORDS])
+def test_record_class_is_its_frozen_dataclass(record: type, reference: type) -> None:
+    assert dataclasses.is_dataclass(record)
+    assert [_field_picture(f) for f in dataclasses.fields(record)] == [_field_picture(f) for f in dataclasses.fields(reference)]
+    assert str(inspect.signature(record)) == str(inspect.signature(reference))
+    assert record.__match_args__ == reference.__match_args__  # type: ignore[attr-defined]
+    assert repr(record.__dataclass_params__) == repr(reference.__dataclass_params__)  # type: ignore[attr-defined]
+    for f in dataclasses.fields(reference):  # class attributes: the defaults, as @dataclass leaves them
+        assert record.__dict__.get(f.name, "<none>") == reference.__dict__.get(f.name, "<none>")
+    assert record.__doc__ == reference.__doc__
+    assert record.__init__.__qualname__ == reference.__init__.__qualname__  # type: ignore[misc]
+    assert record.__init__.__annotations__ == reference.__init__.__annotations__  # type: ignore[misc]
+
+
+RICH = """\
+# every node kind
+freeze children[0:6], layer1.0.conv1 except `all`.bn?; unfreeze fc  # trailing
+freeze stats type=BatchNorm2d
+unfreeze stats layer*.**.bn1
+
+convert all except (fc, name~"^head") to FrozenBatchNorm2d
+lr 0.1x encoder.layer[-2:]
+weight_decay 0 **.bias
+lr decay 0.75 over encoder.layer[1::2]
+expect frozen type~"Norm$", features[3]
+expect trainable 1%..10%
+at epoch 3: expect frozen <= 5.5%
+# tail
+"""
+
+
+def _nodes(value: Any) -> Iterator[Any]:
+    if "__record_fields__" in type(value).__dict__:
+        yield value
+        for name, _annotation, _spec in type(value).__record_fields__:
+            yield from _nodes(getattr(value, name))
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _nodes(item)
+
+
+def _to_reference(value: Any) -> Any:
+    cls = type(value)
+    if "__record_fields__" in cls.__dict__:
+        ref = REF_ERRORS.Span if cls is errors.Span else getattr(REF_AST, cls.__name__)
+        return ref(**{name: _to_reference(getattr(value, name)) for name, _a, _s in cls.__record_fields__})
+    if isinstance(value, tuple):
+        return tuple(_to_reference(v) for v in value)
+    return value
+
+
+def test_record_instances_behave_as_frozen_dataclasses() -> None:
+    program = parse(RICH, path="rich.frz")
+    nodes = list(_nodes(program))
+    kinds = {type(n).__name__ for n in nodes}
+    assert len(kinds) >= 24, sorted({r.__name__ for r, _ in RECORDS} - kinds)
+    for node in nodes:
+        ref = _to_reference(node)
+        assert repr(node) == repr(ref)
+        assert hash(node) == hash(ref)
+        assert dataclasses.asdict(node) == dataclasses.asdict(ref)
+        assert dataclasses.astuple(node) == dataclasses.astuple(ref)
+        assert node == copy.copy(node) == copy.deepcopy(node) == pickle.loads(pickle.dumps(node))
+        assert node != ref  # a different class is never equal, as for dataclasses
+        assert dataclasses.replace(node) == node == replace(node)
+        if any(f.name == "span" for f in dataclasses.fields(node)):
+            moved = dataclasses.replace(node, span=errors.Span(99, 1, 99, 2))
+            assert moved == node and hash(moved) == hash(node) and moved.span != node.span
+            assert replace(node, span=errors.Span(99, 1, 99, 2)) == moved
+        name = dataclasses.fields(node)[0].name if dataclasses.fields(node) else "anything"
+        messages = []
+        for target in (node, ref):
+            with pytest.raises(dataclasses.FrozenInstanceError) as assigned:
+                setattr(target, name, None)
+            with pytest.raises(dataclasses.FrozenInstanceError) as deleted:
+                delattr(target, name)
+            messages.append((str(assigned.value), str(deleted.value)))
+        assert messages[0] == messages[1] == (f"cannot assign to field {name!r}", f"cannot delete field {name!r}")
+
+
+def test_records_construct_like_dataclasses() -> None:
+    for record, reference in RECORDS:
+        for args, kwargs in [((), {}), ((1,), {}), ((1, 2, 3, 4, 5, 6, 7), {}), ((), {"nope": 1}), ((), {"span": None})]:
+            outcomes = []
+            for cls in (record, reference):
+                try:
+                    outcomes.append(("ok", repr(cls(*args, **kwargs))))
+                except TypeError as exc:
+                    outcomes.append(("TypeError", str(exc)))
+            assert outcomes[0] == outcomes[1], (record.__name__, args, kwargs)
+    assert ast.Rule("freeze", ast.All()).trivia is not ast.Rule("freeze", ast.All()).trivia  # a fresh default each time
+
+
+def test_importing_the_syntax_tree_imports_no_dataclasses() -> None:
+    code = (
+        "import sys\n"
+        "from freezedsl.syntax import ast, parser, printer\n"
+        "printer.format_program(parser.parse('freeze fc'))\n"
+        "assert 'dataclasses' not in sys.modules and 'typing' not in sys.modules, sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
