@@ -586,12 +586,12 @@ def report(sizes: list[dict], repeat: int, load_start: str, quick: bool) -> tupl
             [
                 [
                     "apply within 1.5x of the floor",
-                    f"{ratio_floor:.1f}x at {big['tensors']:,} tensors"
+                    f"{ratio_floor:.2f}x at {big['tensors']:,} tensors"
                     + "".join(
-                        f"; {s['timings'][apply_lbl].best / s['timings'][FLOOR].best:.1f}x at {s['tensors']:,}"
+                        f"; {s["timings"][apply_lbl].best / s["timings"][FLOOR].best:.2f}x at {s['tensors']:,}"
                         for s in sizes[:-1]
                     )
-                    + f" (collector disabled: {nogc_ratio:.1f}x at {big['tensors']:,})",
+                    + f" (collector disabled: {nogc_ratio:.2f}x at {big['tensors']:,})",
                     "yes" if goal_floor else "**no**",
                 ],
                 [
@@ -612,13 +612,13 @@ def report(sizes: list[dict], repeat: int, load_start: str, quick: bool) -> tupl
     summary = {
         "name": "apply",
         "headline": [
-            (f"apply {ms(a_big)} ms at {big['tensors']:,} tensors: {ratio_floor:.1f}x the floor "
+            (f"apply {ms(a_big)} ms at {big['tensors']:,} tensors: {ratio_floor:.2f}x the floor "
             f"({ms(f_big)} ms), {ratio_regex:.2f}x the naive regex loop ({ms(r_big)} ms); "
             f"plan {ms(big['timings'][plan_lbl].best)} ms; with the collector disabled apply is "
             f"{nogc_ratio:.1f}x the floor"),
         ],
         "goals": [
-            {"goal": "apply within 1.5x of the floor (93k tensors)", "value": f"{ratio_floor:.1f}x", "met": goal_floor},
+            {"goal": "apply within 1.5x of the floor (93k tensors)", "value": f"{ratio_floor:.2f}x", "met": goal_floor},
             {"goal": "apply faster than the naive regex loop", "value": f"{ratio_regex:.2f}x", "met": goal_regex},
             {"goal": "apply linear in tensors", "value": f"per-tensor spread {linear:.2f}", "met": goal_linear},
         ],

@@ -298,6 +298,20 @@ class ModelIndex:
         for i in self.child_params(j):
             yield self.leaf[i], ~i
 
+    def child_refs(self, j: int) -> list[int]:
+        """The refs of :meth:`children`, as one list (the hot path of ``*`` in paths)."""
+        if self.transparent:
+            return [r for _seg, r in self.children(j)]
+        end = self.module_end
+        out: list[int] = []
+        k = j + 1
+        stop = end[j]
+        while k < stop:
+            out.append(k)
+            k = end[k]
+        out.extend(range(~self.param_start[j], ~self.param_start[j + 1], -1))
+        return out
+
     def child(self, j: int, segment: str) -> int | None:
         """The ref of module ``j``'s child called ``segment``, or None."""
         path = self.module_paths[j]

@@ -251,7 +251,7 @@ class Evaluator:
                 if part.pattern == "*":
                     for r in cur:
                         if r >= 0:
-                            nxt.extend(ref for _seg, ref in idx.children(r))
+                            nxt.extend(idx.child_refs(r))
                 else:
                     rx = _glob(part.pattern)
                     for r in cur:
