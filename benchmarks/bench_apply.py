@@ -588,7 +588,7 @@ def report(sizes: list[dict], repeat: int, load_start: str, quick: bool) -> tupl
                     "apply within 1.5x of the floor",
                     f"{ratio_floor:.2f}x at {big['tensors']:,} tensors"
                     + "".join(
-                        f"; {s["timings"][apply_lbl].best / s["timings"][FLOOR].best:.2f}x at {s['tensors']:,}"
+                        f"; {s['timings'][apply_lbl].best / s['timings'][FLOOR].best:.2f}x at {s['tensors']:,}"
                         for s in sizes[:-1]
                     )
                     + f" (collector disabled: {nogc_ratio:.2f}x at {big['tensors']:,})",
