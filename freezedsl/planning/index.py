@@ -252,8 +252,8 @@ class ModelIndex:
         """A norm layer that tracks running statistics (BatchNorm, InstanceNorm with stats)."""
         return "_NormBase" in self.classes(j) and getattr(self.module_objects[j], "running_mean", None) is not None
 
-    def child_modules(self, j: int) -> list[int]:
-        """Module ``j``'s submodules in registration order, each object once (``named_children``)."""
+    def _direct_submodules(self, j: int) -> list[int]:
+        """The modules one level below ``j`` in the pre-order lists (wrappers not looked into)."""
         end = self.module_end
         out: list[int] = []
         k = j + 1
@@ -261,6 +261,11 @@ class ModelIndex:
         while k < stop:
             out.append(k)
             k = end[k]
+        return out
+
+    def child_modules(self, j: int) -> list[int]:
+        """Module ``j``'s submodules in registration order, each object once (``named_children``)."""
+        out = self._direct_submodules(j)
         if self.transparent and any(k in self.transparent for k in out):
             out = [m for k in out for m in (self.child_modules(k) if k in self.transparent else (k,))]
         objects = self.module_objects
@@ -302,13 +307,7 @@ class ModelIndex:
         """The refs of :meth:`children`, as one list (the hot path of ``*`` in paths)."""
         if self.transparent:
             return [r for _seg, r in self.children(j)]
-        end = self.module_end
-        out: list[int] = []
-        k = j + 1
-        stop = end[j]
-        while k < stop:
-            out.append(k)
-            k = end[k]
+        out = self._direct_submodules(j)
         out.extend(range(~self.param_start[j], ~self.param_start[j + 1], -1))
         return out
 

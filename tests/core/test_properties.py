@@ -412,7 +412,8 @@ def _mangle(text: str, data: Any) -> str:
             line = "#" + line[1:].lstrip() + data.draw(st.sampled_from(["", "  ", "\t"]))
         elif line and not line.startswith("#"):
             line = data.draw(st.sampled_from(["", " ", "\t", ";"])) + line
-            line = line.replace(", ", data.draw(st.sampled_from([", ", ",", " , ", ",\n    "])))
+            if "#" not in line:  # a trailing comment's text must stay as it is
+                line = line.replace(", ", data.draw(st.sampled_from([", ", ",", " , ", ",\n    "])))
             joinable = "#" not in line and out and out[-1] and "#" not in out[-1]
             if joinable and data.draw(st.integers(0, 3)) == 0:
                 out[-1] = (

@@ -203,6 +203,11 @@ PAUSE_HOOK = textwrap.dedent(
 
     _mark = os.environ.get("FREEZEDSL_TEST_PAUSE_MARK")
     if _mark:
+        # A suite run in the background (make test &, nohup) hands its children an
+        # ignored SIGINT, and Python then installs no KeyboardInterrupt handler.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         _real_fsync = os.fsync
 
         def _paused_fsync(fd):
