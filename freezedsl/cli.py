@@ -139,6 +139,33 @@ def _fail(err: FreezeError, echo: Echo) -> NoReturn:
     sys.exit(err.exit_code)
 
 
+def report_errors(call: Callable[[], Any], echo: Echo, passthrough: tuple[type[BaseException], ...] = (SystemExit,)) -> Any:
+    """Run ``call()``; library errors become one message and an exit code, never a traceback.
+
+    Shared by the click commands (``commands.handle_errors``) and the click-free path.
+    ``passthrough`` exceptions propagate unchanged.
+    """
+    from freezedsl.errors import FreezeError
+
+    try:
+        return call()
+    except FreezeError as err:
+        _fail(err, echo)
+    except KeyboardInterrupt:
+        echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
+        sys.exit(130)
+    except passthrough:
+        raise
+    except Exception as exc:
+        if os.environ.get("FREEZEDSL_DEBUG"):
+            raise
+        echo(
+            f"freezedsl: internal error: {type(exc).__name__}: {exc} (set FREEZEDSL_DEBUG=1 for a traceback)",
+            err=True,
+        )
+        sys.exit(2)
+
+
 def _fast_command(argv: list[str]) -> tuple[str, tuple[str, ...], bool, bool] | None:
     """(command, rule files, --check, --diff) for the invocations run without click."""
     if not argv or argv[0] not in ("check", "fmt"):
@@ -183,28 +210,11 @@ class _Pacified:
 
 def _run_fast(command: str, rules: tuple[str, ...], check_only: bool, diff: bool) -> NoReturn:
     """What the click group does for these arguments: run the command, exit."""
-    from freezedsl.errors import FreezeError
-
     try:
-        # commands.handle_errors, with FREEZEDSL_DEBUG unset
-        try:
-            if command == "check":
-                check_files(rules, echo)
-            else:
-                format_files(rules, check_only, diff, echo)
-        except FreezeError as err:
-            _fail(err, echo)
-        except KeyboardInterrupt:
-            echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
-            sys.exit(130)
-        except SystemExit:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug; still no traceback
-            echo(
-                f"freezedsl: internal error: {type(exc).__name__}: {exc} (set FREEZEDSL_DEBUG=1 for a traceback)",
-                err=True,
-            )
-            sys.exit(2)
+        if command == "check":
+            report_errors(lambda: check_files(rules, echo), echo)
+        else:
+            report_errors(lambda: format_files(rules, check_only, diff, echo), echo)
     except (EOFError, KeyboardInterrupt):  # click's main, then commands.OneLineErrors
         echo(err=True)
         echo("freezedsl: aborted", err=True)

@@ -20,18 +20,11 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from freezedsl.cli import check_files, format_files
-from freezedsl.errors import FreezeError, UsageError
+from freezedsl.cli import check_files, format_files, report_errors
+from freezedsl.errors import UsageError
 from freezedsl.planning.memory import optimizer_names
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(err: FreezeError) -> None:
-    click.echo(err.render(), err=True)
-    for extra in getattr(err, "failures", [])[1:]:
-        click.echo(extra.one_line(), err=True)
-    sys.exit(err.exit_code)
 
 
 def handle_errors(fn: F) -> F:
@@ -39,24 +32,9 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FreezeError as err:
-            _fail(err)
-        except KeyboardInterrupt:
-            click.echo("freezedsl: interrupted (files are written atomically: each is complete or untouched)", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # pragma: no cover - a bug; still no traceback by default
-            if os.environ.get("FREEZEDSL_DEBUG"):
-                raise
-            click.echo(
-                f"freezedsl: internal error: {type(exc).__name__}: {exc} "
-                "(set FREEZEDSL_DEBUG=1 for a traceback)",
-                err=True,
-            )
-            sys.exit(2)
+        return report_errors(
+            lambda: fn(*args, **kwargs), click.echo, (click.exceptions.Exit, click.ClickException, SystemExit)
+        )
 
     return wrapper  # type: ignore[return-value]
 
