@@ -12,11 +12,12 @@ before the error propagates.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import compress
 from operator import attrgetter
 from typing import Any
 
 from freezedsl.errors import ExpectationError, UsageError, source_lines
-from freezedsl.planning.index import iter_bits
+from freezedsl.planning.index import mask_bits
 from freezedsl.planning.plan import Plan
 
 _get_requires_grad = attrgetter("requires_grad")
@@ -78,19 +79,14 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
             f"{name} changed since the plan was made (requires_grad is now {bool(now[t])}); "
             "plan again before applying"
         )
-    todo = list(iter_bits(plan._before ^ plan._after))  # tensors whose flag flips
+    n = len(objects)
+    to_freeze = mask_bits(plan._before & ~plan._after, n)  # one 0/1 byte per tensor
+    to_train = mask_bits(plan._after & ~plan._before, n)
     replacements = _build_replacements(plan)  # may fail: nothing has changed yet
     undo: list[Callable[[], None]] = []
-    flipped = 0  # todo[:flipped] are done; undone by one loop, not 100k closures
     try:
-        if _set is None:
-            for t in todo:
-                objects[t].requires_grad_(not before[t])
-                flipped += 1
-        else:
-            for t in todo:
-                _set(objects[t], not before[t])
-                flipped += 1
+        set_flags(objects, to_freeze, False)
+        set_flags(objects, to_train, True)
         _apply_stats(plan, undo)
         for parent, key, new in replacements:
             old = parent._modules[key]
@@ -99,10 +95,32 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
     except BaseException:
         for fn in reversed(undo):
             fn()
-        for t in todo[:flipped]:
-            objects[t].requires_grad_(before[t])
+        # Put back exactly the flags that moved (whatever point the failure hit).
+        for p in compress(objects, to_freeze):
+            if not p.requires_grad:
+                p.requires_grad_(True)
+        for p in compress(objects, to_train):
+            if p.requires_grad:
+                p.requires_grad_(False)
         raise
     return plan
+
+
+def set_flags(objects: list[Any], selected: bytes, flag: bool) -> None:
+    """``requires_grad_(flag)`` on the tensors whose byte in ``selected`` is 1.
+
+    ``compress`` picks them in C, so the Python loop runs only over the tensors that
+    change, with no indexing. (Mapping ``torch.Tensor.requires_grad_`` in C is a
+    little faster still, but would skip a tensor class's own ``requires_grad_``, and
+    checking every tensor's class costs what it saves.)
+    """
+    chosen = compress(objects, selected)
+    if _set is not None:
+        for p in chosen:
+            _set(p, flag)
+        return
+    for p in chosen:
+        p.requires_grad_(flag)
 
 
 # Fault-injection tests set this to a function ``(param, flag) -> None`` that is then

@@ -302,7 +302,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
     # A tied tensor is one parameter: it is matched when any of its names is, and
     # follows the latest statement matching it.
     rule_masks = [(number, index.tensor_bits(mask)) for number, _rule, mask in rules]
-    before = bits_mask(index.requires_grad)
+    before = bits_mask(bytes(index.requires_grad))  # bools: one C pass
     after = before
     for (_number, rule, _m), (_n, mask) in zip(rules, rule_masks):
         after = (after | mask) if rule.requires_grad else (after & ~mask)

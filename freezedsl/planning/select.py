@@ -237,16 +237,7 @@ class Evaluator:
                 cur = nxt
                 continue
             if isinstance(part, ast.Word):
-                # inlined ModelIndex.child: this loop runs once per module of `cur`
-                table, paths, name = idx.path_table(), idx.module_paths, part.name
-                for r in cur:
-                    if r >= 0:
-                        here = paths[r]
-                        c = table.get(f"{here}.{name}" if here else name)
-                        if c is None:
-                            c = idx.child(r, name)
-                        if c is not None:
-                            nxt.append(c)
+                nxt = idx.children_named([r for r in cur if r >= 0], part.name)
             elif isinstance(part, ast.Glob):
                 if part.pattern == "*":
                     for r in cur:

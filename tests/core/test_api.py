@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -230,3 +231,37 @@ def test_long_one_line_rule_text() -> None:
 def test_non_modules_are_refused(model: object) -> None:
     with pytest.raises((TypeError, FreezeError)):
         freezedsl.plan(model, "freeze all?")
+
+
+class _Tracked(nn.Parameter):
+    """A parameter class with its own requires_grad_ (as some tensor subclasses have)."""
+
+    calls: ClassVar[list[bool]] = []
+
+    def requires_grad_(self, requires_grad: bool = True) -> _Tracked:
+        if getattr(self, "explode", False):
+            raise RuntimeError("injected by the test")
+        _Tracked.calls.append(requires_grad)
+        return super().requires_grad_(requires_grad)
+
+
+def test_an_overridden_requires_grad_is_honoured() -> None:
+    """apply maps torch's own method in C only when no tensor class overrides it."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    model[0].weight = _Tracked(model[0].weight.detach())
+    _Tracked.calls.clear()
+    freezedsl.apply(model, "freeze all\nunfreeze 1.bias")
+    assert _Tracked.calls == [False]
+    assert [p.requires_grad for p in model.parameters()] == [False, False, False, True]
+
+
+def test_a_setter_failing_mid_apply_restores_every_flag() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    model[1].weight = _Tracked(model[1].weight.detach())
+    model[0].bias.requires_grad_(False)
+    before = [p.requires_grad for p in model.parameters()]
+    model[1].weight.explode = True  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="injected"):
+        freezedsl.apply(model, "freeze all\nunfreeze 0")
+    model[1].weight.explode = False  # type: ignore[attr-defined]
+    assert [p.requires_grad for p in model.parameters()] == before

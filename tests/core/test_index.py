@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from freezedsl.planning.index import (
+    _walk_iterative,
+    _walk_recursive,
     bits_mask,
     build_index,
     indices_mask,
@@ -78,15 +80,43 @@ def test_index_lists_agree_with_torch(spec: object) -> None:
         ]
         for seg, ref in index.children(j):
             assert index.child(j, seg) == ref
+            assert index.children_named([j], seg) == [ref]
+        assert index.children_named([j], "no_such_child") == []
+
+
+class Wrapper(nn.Module):
+    """What activation checkpointing puts around a module."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self._checkpoint_wrapped_module = inner
+
+
+def _wrap_some(model: nn.Module, picks: list[bool]) -> None:
+    """Wrap the submodules chosen by ``picks`` (in pre-order) in a checkpoint wrapper."""
+    targets = [(parent, name) for parent in list(model.modules()) for name in list(parent._modules)]
+    for (parent, name), pick in zip(targets, picks):
+        child = parent._modules[name]
+        if pick and child is not None and not isinstance(child, Wrapper):
+            parent._modules[name] = Wrapper(child)
+
+
+@given(tree_specs(), st.lists(st.booleans(), max_size=30))
+def test_recursive_and_iterative_walks_agree(spec: object, picks: list[bool]) -> None:
+    """The fast recursive walk and its no-depth-limit fallback build the same lists."""
+    model = build(spec)  # type: ignore[arg-type]
+    _wrap_some(model, picks)
+    assert _walk_recursive(model) == _walk_iterative(model)
+    index = build_index(model)
+    for j in range(index.n_modules):
+        if j in index.transparent:
+            continue
+        for seg, ref in index.children(j):
+            assert index.children_named([j], seg) == [ref]
 
 
 def test_wrapped_modules_are_transparent() -> None:
     """A checkpoint-style wrapper's inner module lends its children to the wrapper's path."""
-
-    class Wrapper(nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self._checkpoint_wrapped_module = inner
 
     model = nn.Sequential(Wrapper(nn.Sequential(nn.Linear(2, 2), nn.ReLU())), nn.Linear(2, 1))
     index = build_index(model)
