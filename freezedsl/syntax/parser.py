@@ -6,7 +6,8 @@ The grammar lives in ``grammar/freeze.lark`` (shipped in the wheel as the packag
 from the grammar with Lark (``tools/gen_parser.py``) and run by
 :mod:`freezedsl.syntax._lalr`, which parses exactly as Lark does without importing it
 (importing Lark took longer than a bare interpreter's whole start-up; see
-benchmarks/bench_startup.py). Any text either parses or raises
+benchmarks/bench_startup.py). The AST is built during the parse: the loop calls a
+``_ToAst`` handler at each reduction (no parse tree in between). Any text either parses or raises
 :class:`~freezedsl.errors.RuleSyntaxError` with a 1-based line and column; the parser's
 own exceptions never escape. Nothing here imports torch.
 """
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 200
+#: deepest selector nesting (except chains, ',' lists, '?') parse accepts
+MAX_SELECTOR_DEPTH = 300
 
 
 def grammar_text() -> str:
@@ -55,13 +58,14 @@ def _lark() -> _lalr.Parser:
     return _lalr.Parser()
 
 
-# --------------------------------------------------------------- transformer
+# --------------------------------------------------------------- AST handlers
 
 
-def _span_of(meta: Any) -> Span | None:
-    if getattr(meta, "empty", True):
+def _span_of(place: tuple[Any, ...] | None) -> Span | None:
+    """A reduction's place ``(line, column, start, end_line, end_column, end)`` as a Span."""
+    if place is None:
         return None
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+    return Span(place[0], place[1], place[3], place[4])
 
 
 def _tok_span(tok: Token) -> Span:
@@ -122,28 +126,39 @@ def _nested_repeat(pattern: str) -> bool:
     return walk(tree, False)
 
 
-def _check_regex(tok: Token) -> str:
-    pattern = unquote(str(tok))
+@functools.lru_cache(maxsize=4096)
+def _regex_problem(pattern: str) -> tuple[str, int | None] | None:
+    """What is wrong with a user regex: (re's message, offset), ("", None) for nested
+    repetition, None if nothing. Cached: rule files repeat their patterns, and checking
+    one costs a full regex parse."""
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
-        pos = getattr(exc, "pos", None)
-        col = (tok.column or 1) + 1 + (pos or 0)
-        detail = getattr(exc, "msg", str(exc))
+        return getattr(exc, "msg", None) or str(exc) or "cannot compile", getattr(exc, "pos", None)
+    if _nested_repeat(pattern):
+        return "", None
+    return None
+
+
+def _check_regex(tok: Token) -> str:
+    pattern = unquote(str(tok))
+    problem = _regex_problem(pattern)
+    if problem is None:
+        return pattern
+    detail, pos = problem
+    if detail:
         raise _Located(
             f"invalid regular expression {tok!s}: {detail}; write a Python regex such as \"^layer[12]\\.\"",
             tok.line or 1,
-            col,
-        ) from None
-    if _nested_repeat(pattern):
-        raise _Located(
-            f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
-            "time on names that almost match; write it without nested repetition (for any number of "
-            "path segments use a path with **)",
-            tok.line or 1,
-            (tok.column or 1) + 1,
+            (tok.column or 1) + 1 + (pos or 0),
         )
-    return pattern
+    raise _Located(
+        f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
+        "time on names that almost match; write it without nested repetition (for any number of "
+        "path segments use a path with **)",
+        tok.line or 1,
+        (tok.column or 1) + 1,
+    )
 
 
 MAX_INT_DIGITS = 12
@@ -164,38 +179,46 @@ def _int(tok: Token | None) -> int | None:
 
 
 class _ToAst:
-    """Tree -> AST. A plain recursive walk: Lark's Transformer with ``v_args(meta=True)``
-    re-wraps every callback on each call, which doubled parse time on large files."""
+    """The AST handlers: ``name(place, children)`` for each tree name of the grammar,
+    called by the LALR loop at each reduction (``_lalr.Parser.parse_to``); no parse tree is
+    built in between, which halves parse time on large files. One instance per parse."""
 
-    def transform(self, tree: Any) -> Any:
-        handlers: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self._depth: dict[int, int] = {}  # id(selector node) -> nesting depth; leaves are 0
 
-        def convert(node: Any) -> Any:
-            if not isinstance(node, _lalr.Tree):
-                return node
-            items = [convert(child) for child in node.children]
-            name = str(node.data)
-            fn = handlers.get(name)
-            if fn is None:
-                fn = handlers[name] = getattr(self, name)
-            return fn(node.meta, items)
+    def handlers(self) -> dict[str, Any]:
+        """Tree name -> the method that turns such a tree into AST."""
+        return {name: getattr(self, name) for name in dir(_ToAst) if not name.startswith("_") and name != "handlers"}
 
-        return convert(tree)
+    def _nested(self, node: Any, place: Any, parts: Any) -> Any:
+        """Record ``node``'s depth; refuse selectors deeper than the recursive passes
+        downstream (planning, printing, linting) can walk."""
+        depth = 1 + max(self._depth.get(id(p), 0) for p in parts)
+        if depth > MAX_SELECTOR_DEPTH:
+            line, col = (place[0], place[1]) if place else (1, 1)
+            raise _Located(
+                f"selector nests {MAX_SELECTOR_DEPTH + 1} levels deep (each except, ',' list and '?' "
+                f"is a level; the limit is {MAX_SELECTOR_DEPTH}); split it into several statements",
+                line,
+                col,
+            )
+        self._depth[id(node)] = depth
+        return node
 
     # ---- statements
-    def start(self, meta: Any, items: list[Any]) -> list[Any]:
+    def start(self, place: Any, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]
 
-    def freeze(self, meta: Any, items: list[Any]) -> ast.Rule:
-        return ast.Rule("freeze", items[0], span=_span_of(meta))
+    def freeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        return ast.Rule("freeze", items[0], span=_span_of(place))
 
-    def unfreeze(self, meta: Any, items: list[Any]) -> ast.Rule:
-        return ast.Rule("unfreeze", items[0], span=_span_of(meta))
+    def unfreeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        return ast.Rule("unfreeze", items[0], span=_span_of(place))
 
-    def expect_selector(self, meta: Any, items: list[Any]) -> ast.ExpectSelector:
-        return ast.ExpectSelector(str(items[0]), items[1], span=_span_of(meta))  # type: ignore[arg-type]
+    def expect_selector(self, place: Any, items: list[Any]) -> ast.ExpectSelector:
+        return ast.ExpectSelector(str(items[0]), items[1], span=_span_of(place))  # type: ignore[arg-type]
 
-    def expect_share(self, meta: Any, items: list[Any]) -> ast.ExpectShare:
+    def expect_share(self, place: Any, items: list[Any]) -> ast.ExpectShare:
         state, (op, low, high, tok) = str(items[0]), items[1]
         for value in (low, high):
             if value is not None and value > 100:
@@ -211,15 +234,15 @@ class _ToAst:
                 tok.line,
                 tok.column,
             )
-        return ast.ExpectShare(state, op, low, high, span=_span_of(meta))  # type: ignore[arg-type]
+        return ast.ExpectShare(state, op, low, high, span=_span_of(place))  # type: ignore[arg-type]
 
-    def freeze_stats(self, meta: Any, items: list[Any]) -> ast.StatsRule:
-        return ast.StatsRule("freeze", items[1], span=_span_of(meta))
+    def freeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        return ast.StatsRule("freeze", items[1], span=_span_of(place))
 
-    def unfreeze_stats(self, meta: Any, items: list[Any]) -> ast.StatsRule:
-        return ast.StatsRule("unfreeze", items[1], span=_span_of(meta))
+    def unfreeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        return ast.StatsRule("unfreeze", items[1], span=_span_of(place))
 
-    def convert(self, meta: Any, items: list[Any]) -> ast.Convert:
+    def convert(self, place: Any, items: list[Any]) -> ast.Convert:
         target = items[1]
         if str(target).split(".")[-1] != "FrozenBatchNorm2d":
             raise _Located(
@@ -227,7 +250,7 @@ class _ToAst:
                 target.line or 1,
                 target.column or 1,
             )
-        return ast.Convert(items[0], "FrozenBatchNorm2d", span=_span_of(meta))
+        return ast.Convert(items[0], "FrozenBatchNorm2d", span=_span_of(place))
 
     @staticmethod
     def _factor(tok: Token) -> ast.Factor:
@@ -244,10 +267,10 @@ class _ToAst:
             )
         return ast.Factor(value, relative)
 
-    def hyper_set(self, meta: Any, items: list[Any]) -> ast.Hyper:
-        return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(meta))  # type: ignore[arg-type]
+    def hyper_set(self, place: Any, items: list[Any]) -> ast.Hyper:
+        return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(place))  # type: ignore[arg-type]
 
-    def hyper_decay(self, meta: Any, items: list[Any]) -> ast.HyperDecay:
+    def hyper_decay(self, place: Any, items: list[Any]) -> ast.HyperDecay:
         tok = items[1]
         factor = self._factor(tok)
         if factor.relative or not (0 < factor.value <= 1):
@@ -256,15 +279,15 @@ class _ToAst:
                 tok.line or 1,
                 tok.column or 1,
             )
-        return ast.HyperDecay(str(items[0]), factor.value, items[2], span=_span_of(meta))  # type: ignore[arg-type]
+        return ast.HyperDecay(str(items[0]), factor.value, items[2], span=_span_of(place))  # type: ignore[arg-type]
 
-    def scheduled(self, meta: Any, items: list[Any]) -> ast.Scheduled:
+    def scheduled(self, place: Any, items: list[Any]) -> ast.Scheduled:
         unit, at, inner = str(items[0]), items[1], items[2]
         if (_int(at) or 0) < 0 or str(at).startswith("+"):
             raise _Located(f"{unit} {at} is not a count; write a number such as {unit} 3", at.line or 1, at.column or 1)
         if isinstance(inner, ast.Scheduled):  # pragma: no cover - grammar forbids
             raise _Located("'at' cannot be nested", at.line or 1, at.column or 1)
-        return ast.Scheduled(unit, _int(at) or 0, inner, span=_span_of(meta))  # type: ignore[arg-type]
+        return ast.Scheduled(unit, _int(at) or 0, inner, span=_span_of(place))  # type: ignore[arg-type]
 
     # ---- ranges: (op, low, high, first token)
     @staticmethod
@@ -276,56 +299,56 @@ class _ToAst:
             raise _Located("share has too many digits; write it like 12.5%", tok.line or 1, tok.column or 1)
         return Decimal(text)
 
-    def range_between(self, meta: Any, items: list[Token]) -> tuple[Any, ...]:
+    def range_between(self, place: Any, items: list[Token]) -> tuple[Any, ...]:
         return ("between", self._pct(items[0]), self._pct(items[1]), items[0])
 
-    def range_compare(self, meta: Any, items: list[Token]) -> tuple[Any, ...]:
+    def range_compare(self, place: Any, items: list[Token]) -> tuple[Any, ...]:
         return (str(items[0]), self._pct(items[1]), None, items[1])
 
-    def range_exact(self, meta: Any, items: list[Token]) -> tuple[Any, ...]:
+    def range_exact(self, place: Any, items: list[Token]) -> tuple[Any, ...]:
         return ("==", self._pct(items[0]), None, items[0])
 
     # ---- selectors
-    def except_(self, meta: Any, items: list[Any]) -> ast.Except:
-        return ast.Except(items[0], items[1], span=_span_of(meta))
+    def except_(self, place: Any, items: list[Any]) -> ast.Except:
+        return self._nested(ast.Except(items[0], items[1], span=_span_of(place)), place, items)
 
-    def union(self, meta: Any, items: list[Any]) -> ast.Union_:
-        return ast.Union_(tuple(items), span=_span_of(meta))
+    def union(self, place: Any, items: list[Any]) -> ast.Union_:
+        return self._nested(ast.Union_(tuple(items), span=_span_of(place)), place, items)
 
-    def optional(self, meta: Any, items: list[Any]) -> ast.Maybe:
-        return ast.Maybe(items[0], span=_span_of(meta))
+    def optional(self, place: Any, items: list[Any]) -> ast.Maybe:
+        return self._nested(ast.Maybe(items[0], span=_span_of(place)), place, items)
 
-    def group(self, meta: Any, items: list[Any]) -> Any:
+    def group(self, place: Any, items: list[Any]) -> Any:
         return items[0]
 
-    def all(self, meta: Any, items: list[Any]) -> ast.All:
-        return ast.All(span=_span_of(meta))
+    def all(self, place: Any, items: list[Any]) -> ast.All:
+        return ast.All(span=_span_of(place))
 
-    def name_regex(self, meta: Any, items: list[Token]) -> ast.NameRegex:
-        return ast.NameRegex(_check_regex(items[1]), span=_span_of(meta))
+    def name_regex(self, place: Any, items: list[Token]) -> ast.NameRegex:
+        return ast.NameRegex(_check_regex(items[1]), span=_span_of(place))
 
-    def type_regex(self, meta: Any, items: list[Token]) -> ast.TypeRegex:
-        return ast.TypeRegex(_check_regex(items[1]), span=_span_of(meta))
+    def type_regex(self, place: Any, items: list[Token]) -> ast.TypeRegex:
+        return ast.TypeRegex(_check_regex(items[1]), span=_span_of(place))
 
-    def type_name(self, meta: Any, items: list[Token]) -> ast.TypeName:
-        return ast.TypeName(str(items[1]), span=_span_of(meta))
+    def type_name(self, place: Any, items: list[Token]) -> ast.TypeName:
+        return ast.TypeName(str(items[1]), span=_span_of(place))
 
-    def path(self, meta: Any, items: list[Any]) -> ast.Path:
+    def path(self, place: Any, items: list[Any]) -> ast.Path:
         parts: list[ast.PathPart] = []
         for item in items:
             if isinstance(item, Token):  # CHILDREN
                 parts.append(ast.Children())
             else:
                 parts.append(item)
-        return ast.Path(tuple(parts), span=_span_of(meta))
+        return ast.Path(tuple(parts), span=_span_of(place))
 
-    def seg_word(self, meta: Any, items: list[Token]) -> ast.Word:
+    def seg_word(self, place: Any, items: list[Token]) -> ast.Word:
         return ast.Word(str(items[0]))
 
-    def seg_quoted(self, meta: Any, items: list[Token]) -> ast.Word:
+    def seg_quoted(self, place: Any, items: list[Token]) -> ast.Word:
         return ast.Word(str(items[0])[1:-1])
 
-    def seg_glob(self, meta: Any, items: list[Token]) -> ast.PathPart:
+    def seg_glob(self, place: Any, items: list[Token]) -> ast.PathPart:
         text = str(items[0])
         if text == "**":
             return ast.AnySegments()
@@ -339,10 +362,10 @@ class _ToAst:
             )
         return ast.Glob(text)
 
-    def index_one(self, meta: Any, items: list[Token]) -> ast.Index:
+    def index_one(self, place: Any, items: list[Token]) -> ast.Index:
         return ast.Index(_int(items[0]) or 0)
 
-    def index_slice(self, meta: Any, items: list[Token | None]) -> ast.Slice:
+    def index_slice(self, place: Any, items: list[Token | None]) -> ast.Slice:
         step = _int(items[2]) if len(items) == 3 else None
         if step == 0:
             tok = items[2]
@@ -597,8 +620,12 @@ def parse(source: str, path: str | None = None) -> ast.Program:
 def _parse_checked(source: str, path: str | None, comments: list[Token]) -> ast.Program:
     try:
         parser = _lark()
-        tree = _parse_collecting(parser, source, comments)
-        statements = _ToAst().transform(tree)
+        try:
+            statements = parser.parse_to(source, _ToAst().handlers())
+        except _Located as located:
+            parser.parse(source)  # a syntax error anywhere is reported before a semantic one
+            raise located from None
+        comments.extend(_scan_comments(source))
     except UnexpectedInput as exc:
         raise _translate(exc, source, path) from None
     except _Located as exc:
@@ -619,14 +646,6 @@ def _parse_checked(source: str, path: str | None, comments: list[Token]) -> ast.
             col,
         )
     return ast.Program(tuple(statements), tail, path=path, source=source)
-
-
-def _parse_collecting(parser: _lalr.Parser, source: str, comments: list[Token]) -> Any:
-    # The lexer drops comments (%ignore COMMENT); they are re-scanned here from the
-    # text instead, which keeps one cached parser for all calls.
-    tree = parser.parse(source)
-    comments.extend(_scan_comments(source))
-    return tree
 
 
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`\n]+`|#[^\n]*')

@@ -26,8 +26,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from freezedsl.errors import RuleSyntaxError
 from freezedsl.syntax import _lalr
+from freezedsl.syntax.parser import parse
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO / "rules").glob("*.frz")) + [REPO / "benchmarks" / "moe.frz"]
@@ -238,3 +242,82 @@ def test_mutations_parse_or_fail_as_with_lark(lark_parser: Any, runtime: _lalr.P
 def test_a_large_file_parses_as_with_lark(lark_parser: Any, runtime: _lalr.Parser) -> None:
     text = "\n".join([EVERY_FORM] * 40 + [p.read_text("utf-8") for p in RULE_FILES] * 5)
     assert _same(lark_parser, runtime, text) == "ok"
+
+
+# ------------------------------------------------------- building the AST while parsing
+# ``parse_to`` calls the AST handlers at each reduction instead of building the tree; it
+# must give what converting ``parse``'s tree bottom-up gives, spans included.
+
+
+def _convert(tree: Any, handlers: dict[str, Any]) -> Any:
+    if not isinstance(tree, _lalr.Tree):
+        return tree
+    items = [_convert(child, handlers) for child in tree.children]
+    m = tree.meta
+    place = None if m.empty else (m.line, m.column, m.start_pos, m.end_line, m.end_column, m.end_pos)
+    return handlers[tree.data](place, items)
+
+
+def _picture(value: Any) -> Any:
+    """AST with spans (which equality ignores) spelled out."""
+    fields = getattr(type(value), "__record_fields__", None)
+    if fields is not None:
+        return (type(value).__name__, *((name, _picture(getattr(value, name))) for name, _, _ in fields))
+    if isinstance(value, (list, tuple)):
+        return tuple(_picture(v) for v in value)
+    return value
+
+
+def _both_ways(runtime: _lalr.Parser, text: str) -> str:
+    from freezedsl.syntax.parser import _first_bad_char, _Located, _ToAst
+
+    try:
+        tree = runtime.parse(text)
+    except _lalr.UnexpectedInput:
+        # a syntax error: parse() reports it even where a handler fails earlier in the text
+        if _first_bad_char(text) is not None:
+            return "control character"  # refused before the LALR loop runs
+        with pytest.raises(RuleSyntaxError) as raised:
+            parse(text)
+        assert (raised.value.line, raised.value.col) == _syntax_error_position(text), repr(text)
+        return "syntax"
+    try:
+        expected = _picture(_convert(tree, _ToAst().handlers()))
+    except _Located as exc:
+        with pytest.raises(_Located) as raised_located:
+            runtime.parse_to(text, _ToAst().handlers())
+        assert (raised_located.value.message, raised_located.value.line, raised_located.value.col) == (
+            exc.message,
+            exc.line,
+            exc.col,
+        ), text
+        return "located"
+    assert _picture(runtime.parse_to(text, _ToAst().handlers())) == expected, text
+    return "ok"
+
+
+def _syntax_error_position(text: str) -> tuple[int, int]:
+    from freezedsl.syntax.parser import _translate
+
+    try:
+        _lalr.Parser().parse(text)
+    except _lalr.UnexpectedInput as exc:
+        err = _translate(exc, text, None)
+        return err.line, err.col
+    raise AssertionError("no syntax error")  # pragma: no cover
+
+
+def test_ast_built_while_parsing_equals_the_converted_tree(runtime: _lalr.Parser) -> None:
+    texts = [EVERY_FORM, "", "# only a comment\n"] + [p.read_text("utf-8") for p in RULE_FILES]
+    texts += _mutations(1500, seed=20261203)
+    texts.append('freeze name~"(a+)+" ; freeze fc)')  # a handler error before a syntax error
+    texts.append('freeze name~"(a+)+"\nfreeze fc[0:1:0]')  # two handler errors: the first counts
+    kinds = Counter(_both_ways(runtime, text) for text in texts)
+    assert kinds["ok"] > 100 and kinds["syntax"] > 100 and kinds["located"] >= 2, kinds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=24))
+def test_ast_built_while_parsing_equals_the_converted_tree_on_random_pieces(pieces: list[str]) -> None:
+    _both_ways(_lalr.Parser(), " ".join(pieces))
+
