@@ -258,8 +258,16 @@ def _build(rule: tuple[Any, ...], children: list[Any]) -> Any:
     return res
 
 
-def _reduce_tree(states: Any, rule: tuple[Any, ...], state_stack: list[int], values: list[Any]) -> None:
-    """Pop one rule's children, push the tree it builds and the state the table goes to."""
+def _reduce_tree(
+    states: Any,
+    rule: tuple[Any, ...],
+    state_stack: list[int],
+    values: list[Any],
+    places: list[Any],
+    handlers: Mapping[str, Handler] | None,
+) -> None:
+    """Pop one rule's children, push the tree it builds and the state the table goes to
+    (``places`` and ``handlers`` are ``_reduce_ast``'s; unused here)."""
     size = rule[1]
     if size:
         children = values[-size:]
@@ -283,7 +291,7 @@ def _reduce_ast(
     state_stack: list[int],
     values: list[Any],
     places: list[Any],
-    handlers: Mapping[str, Handler],
+    handlers: Mapping[str, Handler] | None,
 ) -> None:
     """``_reduce_tree`` without the tree: call the rule's handler on its kept children.
 
@@ -322,7 +330,7 @@ def _reduce_ast(
     else:
         places.append(span)
         if name[0] != "_":
-            values.append(handlers[name](span, kept))
+            values.append(handlers[name](span, kept))  # type: ignore[index]
         else:
             values.append(kept if type(kept) is _Splice else _Splice(kept))
 
@@ -412,6 +420,7 @@ class Parser:
         ignore = self._ignore
         newline = self._newline
         passthrough = self._passthrough
+        reduce = _reduce_tree if handlers is None else _reduce_ast
         state_stack: list[int] = [self._start]
         value_stack: list[Any] = []
         places: list[Any] = []  # beside value_stack when building the AST (see _reduce_ast)
@@ -466,10 +475,7 @@ class Parser:
                     del state_stack[-1]
                     state_stack.append(states[state_stack[-1]][rules[~action][0]])
                     continue
-                if handlers is None:
-                    _reduce_tree(states, rules[~action], state_stack, value_stack)
-                else:
-                    _reduce_ast(states, rules[~action], state_stack, value_stack, places, handlers)
+                reduce(states, rules[~action], state_stack, value_stack, places, handlers)
 
         if last is None:
             eof = Token("$END", "", 0, 1, 1)
@@ -485,9 +491,6 @@ class Parser:
                 raise UnexpectedToken(eof, {s for s in states[state] if s.isupper()}) from None
             if action >= 0:  # pragma: no cover - Lark's tables never shift the end
                 raise AssertionError("shift at the end of the input")
-            if handlers is None:
-                _reduce_tree(states, rules[~action], state_stack, value_stack)
-            else:
-                _reduce_ast(states, rules[~action], state_stack, value_stack, places, handlers)
+            reduce(states, rules[~action], state_stack, value_stack, places, handlers)
             if state_stack[-1] == self._end:
                 return value_stack[-1]

@@ -86,6 +86,7 @@ class _Located(Exception):
         self.message, self.line, self.col = message, line, col
 
 
+@functools.lru_cache(maxsize=4096)  # rule files repeat patterns; each check is a full regex parse
 def _nested_repeat(pattern: str) -> bool:
     """True for unbounded repetition inside unbounded repetition, e.g. ``(a+)+``.
 
@@ -126,39 +127,28 @@ def _nested_repeat(pattern: str) -> bool:
     return walk(tree, False)
 
 
-@functools.lru_cache(maxsize=4096)
-def _regex_problem(pattern: str) -> tuple[str, int | None] | None:
-    """What is wrong with a user regex: (re's message, offset), ("", None) for nested
-    repetition, None if nothing. Cached: rule files repeat their patterns, and checking
-    one costs a full regex parse."""
+def _check_regex(tok: Token) -> str:
+    pattern = unquote(str(tok))
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
-        return getattr(exc, "msg", None) or str(exc) or "cannot compile", getattr(exc, "pos", None)
-    if _nested_repeat(pattern):
-        return "", None
-    return None
-
-
-def _check_regex(tok: Token) -> str:
-    pattern = unquote(str(tok))
-    problem = _regex_problem(pattern)
-    if problem is None:
-        return pattern
-    detail, pos = problem
-    if detail:
+        pos = getattr(exc, "pos", None)
+        col = (tok.column or 1) + 1 + (pos or 0)
+        detail = getattr(exc, "msg", str(exc))
         raise _Located(
             f"invalid regular expression {tok!s}: {detail}; write a Python regex such as \"^layer[12]\\.\"",
             tok.line or 1,
-            (tok.column or 1) + 1 + (pos or 0),
+            col,
+        ) from None
+    if _nested_repeat(pattern):
+        raise _Located(
+            f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
+            "time on names that almost match; write it without nested repetition (for any number of "
+            "path segments use a path with **)",
+            tok.line or 1,
+            (tok.column or 1) + 1,
         )
-    raise _Located(
-        f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
-        "time on names that almost match; write it without nested repetition (for any number of "
-        "path segments use a path with **)",
-        tok.line or 1,
-        (tok.column or 1) + 1,
-    )
+    return pattern
 
 
 MAX_INT_DIGITS = 12

@@ -279,7 +279,7 @@ def _both_ways(runtime: _lalr.Parser, text: str) -> str:
             return "control character"  # refused before the LALR loop runs
         with pytest.raises(RuleSyntaxError) as raised:
             parse(text)
-        assert (raised.value.line, raised.value.col) == _syntax_error_position(text), repr(text)
+        assert (raised.value.line, raised.value.col) == _syntax_error_position(runtime, text), repr(text)
         return "syntax"
     try:
         expected = _picture(_convert(tree, _ToAst().handlers()))
@@ -296,11 +296,11 @@ def _both_ways(runtime: _lalr.Parser, text: str) -> str:
     return "ok"
 
 
-def _syntax_error_position(text: str) -> tuple[int, int]:
+def _syntax_error_position(runtime: _lalr.Parser, text: str) -> tuple[int, int]:
     from freezedsl.syntax.parser import _translate
 
     try:
-        _lalr.Parser().parse(text)
+        runtime.parse(text)
     except _lalr.UnexpectedInput as exc:
         err = _translate(exc, text, None)
         return err.line, err.col
