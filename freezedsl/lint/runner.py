@@ -50,7 +50,7 @@ __all__ = [
 #: Modules that register rules at import time; missing ones are skipped. The runtime
 #: families import torch, so static linting loads them only when a code needs them.
 STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static")
-RUNTIME_RULE_MODULES = ("freezedsl.lint.runtime", "freezedsl.lint.instrument")
+RUNTIME_RULE_MODULES = ("freezedsl.lint.runtime", "freezedsl.lint.instrument", "freezedsl.lint.cost")
 RULE_MODULES = STATIC_RULE_MODULES + RUNTIME_RULE_MODULES
 
 #: Directory names never entered while walking a directory.

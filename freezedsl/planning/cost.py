@@ -90,6 +90,9 @@ class StepCost:
     backward_stop_param: str | None  # that parameter: the reason backward reaches there
     backward_skipped_ops: int  # forward ops before it: no backward for them
     forward_ops: int
+    value_guesses: int = 0  # values the model read from meta tensors (answered True / 1)
+    # parameter name -> (forward op number, forward FLOPs before it) of its first use
+    first_use: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def flops(self) -> int:
@@ -112,6 +115,7 @@ class StepCost:
             "backward_stop_param": self.backward_stop_param,
             "backward_skipped_ops": self.backward_skipped_ops,
             "forward_ops": self.forward_ops,
+            "value_guesses": self.value_guesses,
         }
 
 
@@ -168,6 +172,11 @@ class CostEstimate:
             lines.append(f"  {label:28} {sa:>12} {sb:>12} {pct:6.1f}%")
         lines.append("  " + _stop_line(w, "with freeze"))
         lines.append("  " + _stop_line(f, "full"))
+        if w.value_guesses or f.value_guesses:
+            lines.append(
+                f"  note: the model read {max(w.value_guesses, f.value_guesses)} value(s) from tensors "
+                "(.item(), `if tensor:`); meta tensors have none, so the estimate took True / 1"
+            )
         lines += ["  " + d.format() for d in self.findings]
         return "\n".join(lines)
 
@@ -259,6 +268,7 @@ def step_cost(
     dtype: torch.dtype | None = None,
     optimizer: str = DEFAULT_OPTIMIZER,
     balance: float | None = None,
+    foreach: bool = True,
 ) -> StepCost:
     """Trace one step on the meta device with ``trainable`` (parameter name -> flag)."""
     from freezedsl.planning.steptrace import trace_step
@@ -278,7 +288,7 @@ def step_cost(
     opt = normalize_optimizer(optimizer)
     state = optimizer_state_bytes(opt, train)
     trainable_bytes = sum(n * s for n, s in train)
-    temporaries = trainable_bytes if OPTIMIZERS[opt][0] >= 2 else 0
+    temporaries = trainable_bytes if foreach and OPTIMIZERS[opt][0] >= 2 else 0
     input_bytes = sum(t.numel() * t.element_size() for t in meta_inputs)
     peak = input_bytes + state + max(trace.step_peak_bytes, trace.grad_bytes + temporaries)
     # optimizer step traffic: read grad and each state, write each state and the weight
@@ -300,6 +310,8 @@ def step_cost(
         backward_stop_param=stop,
         backward_skipped_ops=trace.first_trainable_op or 0,
         forward_ops=trace.forward_ops,
+        value_guesses=trace.guesses,
+        first_use=trace.first_use,
     )
 
 
@@ -316,6 +328,7 @@ def estimate_cost(
     dtype: str | None = None,
     optimizer: str | None = None,
     balance: float | None = None,
+    foreach: bool = True,
     check: bool = True,
 ) -> CostEstimate:
     """Estimate one training step of ``model`` with ``plan``'s freeze and without it.
@@ -323,7 +336,9 @@ def estimate_cost(
     ``inputs``: positional inputs, each an :class:`InputSpec`, a shape tuple (floats)
     or a string ``"128x3x224x224"`` (``"ids:8x512"`` for int64 token ids). ``dtype``
     (``bf16``/``fp16``/``fp32``, default: the model's) casts weights and float inputs
-    as ``model.to(dtype)`` would. With ``check``, the FZ340 check runs too.
+    as ``model.to(dtype)`` would. ``foreach`` models the temporaries of torch's
+    multi-tensor optimizer step (its default on CUDA; CPU steps loop over tensors).
+    With ``check``, the FZ340 check (:mod:`freezedsl.lint.cost`) runs too.
     """
     specs = tuple(_spec(i) for i in inputs)
     if not specs:
@@ -332,7 +347,7 @@ def estimate_cost(
     opt = normalize_optimizer(optimizer)
     with_map = trainable_map(plan)
     full_map = dict.fromkeys(with_map, True)
-    kw: dict[str, Any] = {"dtype": cast, "optimizer": opt, "balance": balance}
+    kw: dict[str, Any] = {"dtype": cast, "optimizer": opt, "balance": balance, "foreach": foreach}
     try:
         with_freeze = step_cost(model, with_map, specs, **kw)
         without = step_cost(model, full_map, specs, **kw)

@@ -15,6 +15,9 @@ reports comes from PyTorch's own machinery, not from a model of layers:
   forward and the backward. Parameters, buffers and inputs are resident either way
   and never count.
 * Saved tensors: :func:`torch.autograd.graph.saved_tensors_hooks`, once per storage.
+* Values: a meta tensor has none, so where model code reads one (``.item()``,
+  ``if (mask == 1).all():``) the tracer answers True (bool) or 1 and counts it:
+  such code is nearly always a validity check or a fast path.
 * Backward stop: the first op in forward order that reads a trainable parameter;
   every op before it needs no backward.
 
@@ -62,6 +65,7 @@ class StepTrace:
     first_use: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (op, flops before)
     traffic_bytes: int = 0  # bytes read and written by every op (roofline time)
     roofline: float = 0.0  # sum over ops of max(flops / balance, bytes, floor), in byte units
+    guesses: int = 0  # values read from meta tensors (answered True / 1: data-dependent code)
 
 
 class _Tracer(TorchDispatchMode):
@@ -85,6 +89,7 @@ class _Tracer(TorchDispatchMode):
         self.first_use: dict[str, tuple[int, int]] = {}
         self.traffic = 0
         self.roofline = 0.0
+        self.guesses = 0
 
     def _release(self, key: int) -> None:
         self.refs[key] -= 1
@@ -98,6 +103,9 @@ class _Tracer(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].device.type == "meta":
+            self.guesses += 1  # .item() / `if tensor:` on a meta tensor: no value exists
+            return {torch.bool: True}.get(args[0].dtype, 1)
         flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
         before = self._total_flops()
         if self.forward:
@@ -219,6 +227,7 @@ def trace_step(
     trace.first_use = tracer.first_use
     trace.traffic_bytes = tracer.traffic
     trace.roofline = tracer.roofline
+    trace.guesses = tracer.guesses
     used = sorted((v, n) for n, v in tracer.first_use.items() if n in trainable)
     if used:
         (op, flops), name = used[0]
