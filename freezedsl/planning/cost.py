@@ -18,7 +18,9 @@ above the resident weights once the optimizer has state) is modelled as
     inputs + optimizer state + max(step peak of activations and gradients,
                                    gradients + optimizer-step temporaries)
 
-where the temporaries of torch's foreach Adam-family step are one extra copy of the
+In 16 bits, attention runs as a GPU's fused kernels would (FlashAttention or
+memory-efficient attention: no L x L matrices kept; see ``steptrace.fused_attention``).
+The temporaries of torch's foreach Adam-family step are one extra copy of the
 trainable elements (the square root of the second moment). Step time is a roofline
 sum over ops, ``max(flops / balance, bytes moved, launch floor)`` (see ``BALANCE``),
 plus the optimizer's memory traffic; only ratios of it mean anything.
@@ -275,10 +277,10 @@ def step_cost(
 
     tensors = meta_state(model, trainable, dtype)
     meta_inputs = make_inputs(inputs, dtype)
+    width = next((t.element_size() for t in tensors.values() if t.is_floating_point()), 4)
     if balance is None:
-        width = next((t.element_size() for t in tensors.values() if t.is_floating_point()), 4)
         balance = BALANCE.get(width, BALANCE[4])
-    trace = trace_step(model, tensors, meta_inputs, balance=balance, floor=LAUNCH_BYTES)
+    trace = trace_step(model, tensors, meta_inputs, balance=balance, floor=LAUNCH_BYTES, fused=width == 2)
     seen: set[int] = set()
     train: list[tuple[int, int]] = []
     for t in tensors.values():

@@ -27,8 +27,9 @@ Why an op-level trace and not module hooks: parameters used outside their module
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +152,50 @@ def _peak(events: Sequence[tuple[int, int]], skip: set[int], upto: int | None = 
     return peak
 
 
+@contextlib.contextmanager
+def fused_attention() -> Iterator[None]:
+    """Meta-device ``scaled_dot_product_attention`` as a GPU runs it in 16 bits: fused kernels.
+
+    On the meta device torch picks the math path (an L x L score matrix per head, kept
+    for backward); a GPU picks FlashAttention (no mask) or memory-efficient attention
+    (a mask), which keep only the output and a log-sum-exp per row and recompute the
+    rest in backward. Anything else (real tensors, fp32, grouped heads, a call the
+    fused kernels reject) goes to torch's own function.
+    """
+    import torch.nn.functional as F
+
+    original = F.scaled_dot_product_attention
+
+    def sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
+             is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Any:
+        fused = (
+            query.device.type == "meta"
+            and query.dtype in (torch.bfloat16, torch.float16)
+            and query.dim() == 4
+            and key.shape[-3] == query.shape[-3]
+            and query.shape[-1] <= 256
+        )
+        if fused:
+            try:
+                if attn_mask is None:
+                    return torch.ops.aten._scaled_dot_product_flash_attention(
+                        query, key, value, dropout_p, is_causal, scale=scale
+                    )[0]
+                return torch.ops.aten._scaled_dot_product_efficient_attention(
+                    query, key, value, attn_mask, True, dropout_p, is_causal, scale=scale
+                )[0]
+            except RuntimeError:
+                pass
+        kwargs = {"enable_gqa": True} if enable_gqa else {}
+        return original(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **kwargs)
+
+    F.scaled_dot_product_attention = sdpa  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = original
+
+
 def scalar_loss(output: Any) -> torch.Tensor | None:
     """``output.float().sum()``, summed over the floating tensors of a tuple/dict/ModelOutput."""
     tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
@@ -179,6 +224,7 @@ def trace_step(
     balance: float = 150.0,
     floor: float = 0.0,
     call: Callable[..., Any] | None = None,
+    fused: bool = False,
 ) -> StepTrace:
     """Run forward, ``scalar_loss`` and backward of ``model`` with ``tensors`` as its state.
 
@@ -187,6 +233,7 @@ def trace_step(
     alone); trainable ones have ``requires_grad`` set. ``inputs`` are positional.
     ``balance`` (FLOPs per byte) weighs compute against memory traffic in ``roofline``;
     ``floor`` (bytes) is the least any op costs there (kernel launch latency).
+    ``fused``: meta-device attention as a GPU's fused kernels (:func:`fused_attention`).
     """
     resident = {storage_key(t) for t in tensors.values()} | {storage_key(t) for t in inputs}
     params = dict(model.named_parameters(remove_duplicate=False))
@@ -202,7 +249,8 @@ def trace_step(
 
     trace = StepTrace()
     run = call or (lambda *a: torch.func.functional_call(model, dict(tensors), tuple(a), strict=False))
-    with FlopCounterMode(display=False) as counter:
+    attention = fused_attention() if fused else contextlib.nullcontext()
+    with attention, FlopCounterMode(display=False) as counter:
         tracer = _Tracer(resident, names, counter, balance, floor)
         with tracer:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
