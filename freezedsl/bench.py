@@ -216,3 +216,120 @@ class Progress:
             if self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Measured steps with the freeze and without, next to the estimate of the same steps."""
+
+    with_freeze: Measurement
+    without_freeze: Measurement
+    estimate: Any  # freezedsl.planning.cost.CostEstimate
+
+    def measured_ratio(self, name: str) -> float:
+        a, b = getattr(self.with_freeze, name), getattr(self.without_freeze, name)
+        return float(a) / b if b else 1.0
+
+    def errors(self) -> dict[str, float]:
+        """Estimated minus measured ratio (with freeze / full), and relative errors of the absolute peaks."""
+        est = self.estimate
+        out = {
+            "peak_ratio": est.ratio("peak_bytes") - self.measured_ratio("peak_bytes"),
+            "time_ratio": est.ratio("step_time") - self.measured_ratio("step_seconds"),
+        }
+        for label, m, e in (("with_freeze", self.with_freeze, est.with_freeze), ("without_freeze", self.without_freeze, est.without_freeze)):
+            out[f"peak_bytes_{label}"] = (e.peak_bytes - m.peak_bytes) / m.peak_bytes if m.peak_bytes else 0.0
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measured": {"with_freeze": self.with_freeze.to_dict(), "without_freeze": self.without_freeze.to_dict()},
+            "cost": self.estimate.to_dict(),
+            "errors": {k: round(v, 4) for k, v in self.errors().items()},
+        }
+
+    def render(self) -> str:
+        from freezedsl.planning.memory import _bytes
+
+        w, f, est = self.with_freeze, self.without_freeze, self.estimate
+        err = self.errors()
+        cpu = w.device.startswith("cpu")
+        lines = [
+            f"measured on {w.device} ({w.steps} steps, median; inputs {', '.join(map(str, est.inputs))}, {est.dtype}, {est.optimizer}):",
+            f"  {'':30} {'with freeze':>12} {'full':>12} {'saved':>7} {'estimated':>10}",
+            _row("step time", f"{w.step_seconds * 1e3:.1f} ms", f"{f.step_seconds * 1e3:.1f} ms",
+                 self.measured_ratio("step_seconds"), est.ratio("step_time")),
+            _row("peak training memory" + (" (traced)" if cpu else ""), _bytes(w.peak_bytes), _bytes(f.peak_bytes),
+                 self.measured_ratio("peak_bytes"), est.ratio("peak_bytes")),
+            f"  estimate error (estimated - measured ratio): peak memory {err['peak_ratio']:+.3f}, "
+            f"step time {err['time_ratio']:+.3f}",
+            f"  estimated peak vs measured: with freeze {100 * err['peak_bytes_with_freeze']:+.1f}%, "
+            f"full {100 * err['peak_bytes_without_freeze']:+.1f}%",
+        ]
+        if cpu:
+            lines.append("  (CPU: torch keeps no allocation statistics; memory is one step traced on the real tensors)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _row(label: str, a: str, b: str, measured: float, estimated: float) -> str:
+    return f"  {label:30} {a:>12} {b:>12} {100 * (1 - measured):6.1f}% {100 * (1 - estimated):9.1f}%"
+
+
+def run_bench(
+    plan: Any,
+    model: torch.nn.Module,
+    inputs: Sequence[Any],
+    *,
+    device: str = "cpu",
+    steps: int = 10,
+    warmup: int = 3,
+    dtype: str | None = None,
+    optimizer: str = "adamw",
+    copy: bool = True,
+    progress: bool = True,
+) -> BenchResult:
+    """Estimate, then measure, ``plan``'s freeze and full fine-tuning of ``model``.
+
+    ``inputs`` as for :func:`freezedsl.planning.cost.estimate_cost`. The steps train a
+    deep copy of ``model`` (``copy=False`` trains ``model`` itself: its weights and
+    flags change). Weights must be real (not meta).
+    """
+    import copy as _copy
+
+    from freezedsl.planning.cost import _spec, estimate_cost, torch_dtype, trainable_map
+
+    specs = [_spec(i) for i in inputs]
+    dev = _device(device)
+    if any(p.is_meta for p in model.parameters()):
+        raise UsageError("bench needs real weights, not a meta model (build the model without device='meta')")
+    estimate = estimate_cost(plan, model, specs, dtype=dtype, optimizer=optimizer, foreach=dev.type == "cuda")
+    work = _copy.deepcopy(model) if copy else model
+    cast = torch_dtype(dtype)
+    work.to(device=dev, dtype=cast) if cast is not None else work.to(device=dev)
+    work.train()
+    tensors = real_inputs(work, specs, cast, str(dev))
+    bar = Progress(2 * (steps + warmup)) if progress else None
+    measured = {}
+    for label, flags in (("with_freeze", trainable_map(plan)), ("without_freeze", None)):
+        set_trainable(work, flags)
+        measured[label] = measure_step(work, tensors, optimizer=optimizer, steps=steps, warmup=warmup, progress=bar)
+        for p in work.parameters():
+            p.grad = None
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return BenchResult(measured["with_freeze"], measured["without_freeze"], estimate)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available here (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+    return dev

@@ -127,17 +127,59 @@ def _color(ctx: click.Context, flag: bool | None) -> bool:
 # ------------------------------------------------------------------ plan / apply
 
 
-def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool, memory: Any = None) -> None:
+def _plan_output(
+    plan: Any, *, explain: bool, as_json: bool, color: bool, memory: Any = None, cost: Any = None
+) -> None:
     if as_json:
         data = plan.to_dict()
         if memory is not None:
             data["memory"] = memory.to_dict()
+        if cost is not None:
+            data["cost"] = cost.to_dict()
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(plan.render(explain=explain, color=color), color=color)
-        if memory is not None:
-            click.echo("")
-            click.echo(memory.render())
+        for part in (cost if cost is not None else memory,):  # the step estimate includes the memory one
+            if part is not None:
+                click.echo("")
+                click.echo(part.render())
+
+
+_input_options = [
+    click.option(
+        "--input",
+        "input_shapes",
+        multiple=True,
+        metavar="SHAPE",
+        help="Estimate a whole training step for a float input of this shape, e.g. 128x3x224x224 "
+        "(repeat for several positional inputs).",
+    ),
+    click.option(
+        "--input-ids",
+        "input_ids",
+        multiple=True,
+        metavar="SHAPE",
+        help="A token-id input (int64) of this shape, e.g. 8x512; passed before any --input.",
+    ),
+    click.option(
+        "--dtype",
+        type=click.Choice(["bf16", "fp16", "fp32"], case_sensitive=False),
+        default=None,
+        help="Cast weights and float inputs to this dtype for the step (default: the model's).",
+    ),
+]
+
+
+def input_options(fn: F) -> F:
+    for opt in reversed(_input_options):
+        fn = opt(fn)
+    return fn
+
+
+def _input_specs(input_ids: tuple[str, ...], input_shapes: tuple[str, ...]) -> list[Any]:
+    from freezedsl.planning.cost import InputSpec
+
+    return [InputSpec.parse(s, ids=True) for s in input_ids] + [InputSpec.parse(s) for s in input_shapes]
 
 
 @main.command("plan")
@@ -150,8 +192,10 @@ def _plan_output(plan: Any, *, explain: bool, as_json: bool, color: bool, memory
     "--optimizer",
     type=click.Choice(optimizer_names(), case_sensitive=False),
     default=None,
-    help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer.",
+    help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer "
+    "(with --input: the optimizer of the step estimate, default adamw).",
 )
+@input_options
 @click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
 @click.pass_context
 @handle_errors
@@ -164,23 +208,37 @@ def plan_cmd(
     explain: bool,
     as_json: bool,
     optimizer: str | None,
+    input_shapes: tuple[str, ...],
+    input_ids: tuple[str, ...],
+    dtype: str | None,
     color: bool | None,
 ) -> None:
     """Show what RULES would do to MODEL, without changing anything.
+
+    With --input/--input-ids, also estimate one training step (on the meta device)
+    with the freeze and with full fine-tuning: FLOPs, activations, gradients,
+    optimizer state, where backward stops, and FZ340 findings.
 
     Exits 1 when an `expect` statement fails.
     """
     from freezedsl.api import load
 
+    specs = _input_specs(input_ids, input_shapes)
+    if dtype and not specs:
+        raise UsageError("--dtype needs --input or --input-ids (it sets the dtype of the step estimate)")
     program = load(rules)
     loaded = _load(model, arch, trust_pickle)
     plan = program.plan(loaded.module)
-    memory = None
+    memory = cost = None
     if optimizer:
         from freezedsl.planning.memory import estimate
 
         memory = estimate(plan, optimizer)
-    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory)
+    if specs:
+        from freezedsl.planning.cost import estimate_cost
+
+        cost = estimate_cost(plan, loaded.module, specs, dtype=dtype, optimizer=optimizer)
+    _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory, cost=cost)
     if not plan.ok:
         from freezedsl.application import check_expectations
 
@@ -264,6 +322,62 @@ def _check_output(output: str, *inputs: str) -> None:
     from freezedsl.fsutil import check_target
 
     check_target(output)
+
+
+# ------------------------------------------------------------------ bench
+
+
+@main.command("bench")
+@click.argument("rules", type=click.Path(dir_okay=True, allow_dash=False))
+@click.argument("model")
+@model_options
+@input_options
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(optimizer_names(), case_sensitive=False),
+    default="adamw",
+    show_default=True,
+    help="Optimizer of the training steps.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def bench_cmd(
+    rules: str,
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    input_shapes: tuple[str, ...],
+    input_ids: tuple[str, ...],
+    dtype: str | None,
+    device: str,
+    steps: int,
+    warmup: int,
+    optimizer: str,
+    as_json: bool,
+) -> None:
+    """Train MODEL for real with RULES' freeze and without it; compare with the estimate.
+
+    Synthetic inputs, loss output.float().sum(); step time is the median of --steps
+    steps after --warmup. Peak memory: CUDA's max_memory_allocated minus the weights;
+    on CPU a traced step on the real tensors. MODEL's weights are random when it is an
+    architecture; nothing is written.
+    """
+    from freezedsl.api import load
+    from freezedsl.bench import run_bench
+
+    specs = _input_specs(input_ids, input_shapes)
+    if not specs:
+        raise UsageError("bench needs an input: --input SHAPE (floats) or --input-ids SHAPE (token ids)")
+    program = load(rules)
+    loaded = _load(model, arch, trust_pickle, meta=False)
+    result = run_bench(
+        program.plan(loaded.module), loaded.module, specs,
+        device=device, steps=steps, warmup=warmup, dtype=dtype, optimizer=optimizer, copy=False,
+    )
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
 
 
 # ------------------------------------------------------------------ show

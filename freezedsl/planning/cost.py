@@ -325,7 +325,7 @@ def trainable_map(plan: Plan) -> dict[str, bool]:
 def estimate_cost(
     plan: Plan,
     model: torch.nn.Module,
-    inputs: Sequence[InputSpec | str | tuple[int, ...]],
+    inputs: Sequence[Any],
     *,
     dtype: str | None = None,
     optimizer: str | None = None,
@@ -335,8 +335,9 @@ def estimate_cost(
 ) -> CostEstimate:
     """Estimate one training step of ``model`` with ``plan``'s freeze and without it.
 
-    ``inputs``: positional inputs, each an :class:`InputSpec`, a shape tuple (floats)
-    or a string ``"128x3x224x224"`` (``"ids:8x512"`` for int64 token ids). ``dtype``
+    ``inputs``: positional inputs, each an :class:`InputSpec`, a shape tuple (floats),
+    a string ``"128x3x224x224"`` (``"ids:8x512"`` for int64 token ids) or an example
+    tensor (only its shape and kind count: integer tensors are token ids). ``dtype``
     (``bf16``/``fp16``/``fp32``, default: the model's) casts weights and float inputs
     as ``model.to(dtype)`` would. ``foreach`` models the temporaries of torch's
     multi-tensor optimizer step (its default on CUDA; CPU steps loop over tensors).
@@ -369,9 +370,11 @@ def estimate_cost(
     return result
 
 
-def _spec(value: InputSpec | str | tuple[int, ...]) -> InputSpec:
+def _spec(value: Any) -> InputSpec:
     if isinstance(value, InputSpec):
         return value
+    if hasattr(value, "shape") and hasattr(value, "is_floating_point"):  # an example tensor
+        return InputSpec(tuple(int(d) for d in value.shape), ids=not value.is_floating_point())
     if isinstance(value, str):
         ids = value.startswith("ids:")
         return InputSpec.parse(value[4:] if ids else value, ids=ids)

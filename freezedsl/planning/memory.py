@@ -4,7 +4,9 @@ A frozen parameter needs no ``.grad`` and no optimizer state, and torch allocate
 both lazily, only for tensors that get gradients: so every frozen element saves its
 gradient plus the optimizer's per-element state tensors, all in the parameter's
 dtype. The estimate is arithmetic on a Plan (shapes and dtypes, meta models work);
-it ignores activations, which depend on the batch and on where the frozen layers sit.
+it ignores activations, which depend on the batch and on where the frozen layers sit,
+and usually dominate what a freeze saves: :mod:`freezedsl.planning.cost` traces a
+whole training step for that (``plan --input SHAPE``).
 
 Optimizer table (what torch 2.x keeps per parameter tensor; the element states have
 the parameter's dtype)::
@@ -169,8 +171,9 @@ class MemoryEstimate:
         without = self.total_bytes_without_freezing
         pct = 100.0 * self.saved_bytes / without if without else 0.0
         head = (
-            f"memory ({self.optimizer}: gradient + {self.states_per_element} state tensors per "
-            f"parameter element, {self.scalars_per_tensor} scalar states per tensor):"
+            f"memory, gradients and optimizer state only ({self.optimizer}: gradient + "
+            f"{self.states_per_element} state tensors per parameter element, "
+            f"{self.scalars_per_tensor} scalar states per tensor):"
         )
         parts = f"gradients {_bytes(self.grad_bytes)}, optimizer state {_bytes(self.state_bytes)}"
         lines = [
@@ -179,6 +182,7 @@ class MemoryEstimate:
             f"  without freezing:     {_bytes(without):>10}",
             f"  saved by the freeze:  {_bytes(self.saved_bytes):>10}  ({pct:.1f}%)",
             f"  weights (either way): {_bytes(self.param_bytes):>10}",
+            "  activations are not counted: give --input SHAPE for the whole training step",
         ]
         return "\n".join(lines)
 

@@ -276,9 +276,10 @@ def trace_step(
     trace.traffic_bytes = tracer.traffic
     trace.roofline = tracer.roofline
     trace.guesses = tracer.guesses
-    used = sorted((v, n) for n, v in tracer.first_use.items() if n in trainable)
+    rank = {n: i for i, n in enumerate(params)}  # one op reading several: the model's order decides
+    used = sorted((v, rank[n], n) for n, v in tracer.first_use.items() if n in trainable)
     if used:
-        (op, flops), name = used[0]
+        (op, flops), _, name = used[0]
         trace.first_trainable, trace.first_trainable_op, trace.first_trainable_flops = name, op, flops
     for t in tensors.values():
         t.grad = None

@@ -126,7 +126,8 @@ def test_cli_plan_prints_the_estimate_and_adds_it_to_json(tmp_path) -> None:
         main, ["plan", str(rules), "freezedsl.zoo:small_cnn", "--optimizer", "adamw"]
     )
     assert out.exit_code == 0, out.output
-    assert "memory (adamw" in out.output and "saved by the freeze" in out.output
+    assert "memory, gradients and optimizer state only (adamw" in out.output and "saved by the freeze" in out.output
+    assert "activations are not counted" in out.output
     out = runner.invoke(
         main,
         ["plan", str(rules), "freezedsl.zoo:small_cnn", "--optimizer", "sgd-momentum", "--json"],
