@@ -301,6 +301,10 @@ def run_bench(
 
     from freezedsl.planning.cost import _spec, estimate_cost, torch_dtype, trainable_map
 
+    from freezedsl.planning.cost import normalize_optimizer
+
+    if normalize_optimizer(optimizer) not in OPTIMIZER_FACTORIES:
+        raise UsageError(f"bench cannot build optimizer {optimizer!r}", hint="one of " + ", ".join(OPTIMIZER_FACTORIES))
     specs = [_spec(i) for i in inputs]
     dev = _device(device)
     if any(p.is_meta for p in model.parameters()):

@@ -69,7 +69,8 @@ def check_expensive_freeze(plan: Plan, model: torch.nn.Module, estimate: CostEst
         return []
     size = {alias: p.numel for p in plan.params for alias in p.aliases}
     trainable = trainable_map(plan)
-    order = sorted((w.first_use[n], n) for n in w.first_use if trainable.get(n))
+    rank = {name: i for i, name in enumerate(trainable)}  # one op reading several: the model's order
+    order = [(use, n) for use, _, n in sorted((w.first_use[n], rank[n], n) for n in w.first_use if trainable.get(n))]
     total = sum(size.get(n, 0) for _, n in order)
     if total == 0:
         return []

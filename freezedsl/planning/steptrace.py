@@ -237,7 +237,10 @@ def trace_step(
     """
     resident = {storage_key(t) for t in tensors.values()} | {storage_key(t) for t in inputs}
     params = dict(model.named_parameters(remove_duplicate=False))
-    names = {storage_key(t): n for n, t in tensors.items() if n in params}
+    names: dict[int, str] = {}
+    for n, t in tensors.items():
+        if n in params:
+            names.setdefault(storage_key(t), n)  # tied tensors: the first name, as the plan shows them
     trainable = {n for n, t in tensors.items() if n in params and t.requires_grad}
     saved: dict[int, int] = {}
 
