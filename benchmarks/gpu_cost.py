@@ -11,12 +11,14 @@ and for ViT the repository's rules/vit.frz with its trainable LayerNorm islands)
    ``max_memory_allocated`` after ``reset_peak_memory_stats`` minus the weights;
 3. compare the ratios (with freeze / full) of peak memory and step time.
 
-Writes ``gpu_cost.json`` and ``gpu_cost.md`` to $OUT (default ./out). Each model is
+Writes ``gpu_cost.json`` and ``gpu_cost.md`` to $OUT (default ./out;
+``gpu_cost_estimate.*`` with --estimate-only). Each model is
 guarded: a failure is recorded and the others still run. No network: weights=None
 and configs only.
 
     PYTHONPATH=. python benchmarks/gpu_cost.py            # on the GPU machine
     PYTHONPATH=. python benchmarks/gpu_cost.py --smoke    # tiny models on CPU (tests)
+    python benchmarks/gpu_cost.py --estimate-only --out benchmarks/results   # estimates only, any machine
 """
 
 from __future__ import annotations
@@ -119,7 +121,9 @@ def cases(smoke: bool) -> list[Case]:
     ]
 
 
-def run_case(case: Case, device: str, dtype: torch.dtype, steps: int, warmup: int) -> list[dict[str, Any]]:
+def run_case(
+    case: Case, device: str, dtype: torch.dtype, steps: int, warmup: int, measure: bool = True
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with torch.device("meta"):
         meta_model = case.build()
@@ -130,19 +134,20 @@ def run_case(case: Case, device: str, dtype: torch.dtype, steps: int, warmup: in
         start = time.perf_counter()
         est = estimate_cost(
             plan, meta_model, case.inputs, dtype="bf16" if dtype == torch.bfloat16 else "fp32",
-            optimizer="adamw", foreach=device.startswith("cuda"),
+            optimizer="adamw", foreach=device.startswith("cuda") or not measure,
         )
         estimates[label] = (est, time.perf_counter() - start)
         plans[label] = trainable_map(plan)
         _log(f"  estimate {label}: {estimates[label][1]:.2f}s, peak ratio {est.ratio('peak_bytes'):.3f}, time ratio {est.ratio('step_time'):.3f}")
     del meta_model
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = case.build()
-    model.to(dtype=dtype).train()
-    inputs = real_inputs(model, case.inputs, dtype, device)
-    configs: list[tuple[str, dict[str, bool] | None]] = [("full", None), *plans.items()]
     measured: dict[str, Any] = {}
+    configs: list[tuple[str, dict[str, bool] | None]] = [("full", None), *plans.items()] if measure else []
+    if measure:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = case.build()
+        model.to(dtype=dtype).train()
+        inputs = real_inputs(model, case.inputs, dtype, device)
     for label, flags in configs:
         set_trainable(model, flags)
         try:
@@ -183,7 +188,6 @@ def run_case(case: Case, device: str, dtype: torch.dtype, steps: int, warmup: in
             row["est_peak_bytes_full"] = est.without_freeze.peak_bytes
             row["meas_peak_bytes_full"] = full.peak_bytes
         rows.append(row)
-    del model, inputs
     return rows
 
 
@@ -233,21 +237,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --smoke")
     parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="output folder (default $OUT or ./out)")
     parser.add_argument("--only", default=None, help="comma-separated model names to run")
+    parser.add_argument("--estimate-only", action="store_true", help="estimate (meta device) without measuring")
     args = parser.parse_args(argv)
-    device = args.device or ("cpu" if args.smoke else "cuda")
+    device = args.device or ("cpu" if args.smoke or args.estimate_only else "cuda")
     dtype = torch.float32 if args.smoke else torch.bfloat16
     steps, warmup = (1, 1) if args.smoke else (10, 3)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else ("none (estimate only)" if args.estimate_only else "cpu"),
         "torch": torch.__version__,
         "dtype": str(dtype).replace("torch.", ""),
         "steps": steps,
         "warmup": warmup,
         "smoke": args.smoke,
     }
+    stem = "gpu_cost_estimate" if args.estimate_only else "gpu_cost"
     rows: list[dict[str, Any]] = []
     begin = time.perf_counter()
     for case in cases(args.smoke):
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         _log(f"{case.name}: inputs {', '.join(map(str, case.inputs))}")
         try:
-            rows.extend(run_case(case, device, dtype, steps, warmup))
+            rows.extend(run_case(case, device, dtype, steps, warmup, measure=not args.estimate_only))
         except Exception as exc:
             _log(f"{case.name}: FAILED {type(exc).__name__}: {exc}")
             traceback.print_exc()
@@ -263,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         # write after every model: a later crash or timeout loses nothing measured
-        (out / "gpu_cost.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
-        (out / "gpu_cost.md").write_text(markdown(rows, meta))
-    _log(f"done in {time.perf_counter() - begin:.0f}s; wrote {out / 'gpu_cost.md'} and {out / 'gpu_cost.json'}")
-    print((out / "gpu_cost.md").read_text(), flush=True)
+        (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+        (out / f"{stem}.md").write_text(markdown(rows, meta))
+    _log(f"done in {time.perf_counter() - begin:.0f}s; wrote {out / stem}.md and .json")
+    print((out / f"{stem}.md").read_text(), flush=True)
     return 0
 
 
