@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-import freezedsl  # noqa: E402
-from freezedsl.bench import measure_step, real_inputs, set_trainable  # noqa: E402
-from freezedsl.planning.cost import InputSpec, estimate_cost, trainable_map  # noqa: E402
+import freezedsl
+from freezedsl.bench import measure_step, real_inputs, set_trainable
+from freezedsl.planning.cost import InputSpec, estimate_cost, trainable_map
 
 GOAL_MEMORY = 0.10  # |estimated ratio - measured ratio| goals of issue 14
 GOAL_TIME = 0.12
@@ -74,50 +74,94 @@ def cases(smoke: bool) -> list[Case]:
         if smoke:
             from torchvision.models.vision_transformer import VisionTransformer
 
-            return VisionTransformer(image_size=32, patch_size=16, num_layers=4, num_heads=2, hidden_dim=32, mlp_dim=64)
+            return VisionTransformer(
+                image_size=32, patch_size=16, num_layers=4, num_heads=2, hidden_dim=32, mlp_dim=64
+            )
         return torchvision.models.vit_b_16(weights=None)
 
     def bert() -> torch.nn.Module:
         from transformers import BertConfig, BertModel
 
-        cfg = BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, vocab_size=128) if smoke else BertConfig()
+        cfg = (
+            BertConfig(
+                hidden_size=32,
+                num_hidden_layers=4,
+                num_attention_heads=2,
+                intermediate_size=64,
+                vocab_size=128,
+            )
+            if smoke
+            else BertConfig()
+        )
         return BertModel(cfg)
 
     def llama() -> torch.nn.Module:
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        if smoke:
-            cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=2, vocab_size=128)
-        else:
-            cfg = LlamaConfig(
-                hidden_size=2048, intermediate_size=5632, num_hidden_layers=16, num_attention_heads=16,
-                num_key_value_heads=16, vocab_size=32000, max_position_embeddings=2048,
-            )
-        cfg.use_cache = False
+        # (hidden, intermediate, layers, heads, vocab): about 1B parameters, or tiny
+        hidden, inter, layers, heads, vocab = (
+            (32, 64, 4, 2, 128) if smoke else (2048, 5632, 16, 16, 32000)
+        )
+        cfg = LlamaConfig(
+            hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
+            num_key_value_heads=heads, vocab_size=vocab, max_position_embeddings=2048, use_cache=False,
+        )  # fmt: skip
         return LlamaForCausalLM(cfg)
 
     img = [InputSpec((2, 3, 32, 32))] if smoke else [InputSpec((128, 3, 224, 224))]
-    vit_img = [InputSpec((2, 3, 32, 32))] if smoke else [InputSpec((128, 3, 224, 224))]
-    vit_layers = 4 if smoke else 12
+    half = "first half of layers"
+
+    def ids(tiny: tuple[int, int], real: tuple[int, int]) -> list[InputSpec]:
+        return [InputSpec(tiny if smoke else real, ids=True)]
+
+    def case(
+        name: str,
+        build: Callable[[], torch.nn.Module],
+        inputs: list[InputSpec],
+        head: str,
+        **rules: str,
+    ) -> Case:
+        """Name (tiny in --smoke), the given rule texts, and a linear probe training ``head``."""
+        texts = dict(rules)
+        texts["linear probe"] = f"freeze all\nunfreeze {head}\n"
+        return Case(name.split("|")[bool(smoke)], build, inputs, texts)
+
     vit_frz = (ROOT / "rules" / "vit.frz").read_text()
+    vit_half = 2 if smoke else 6
     return [
-        Case("resnet (tiny)" if smoke else "resnet50", resnet, img, {
-            "partial (children[0:6])": "freeze children[0:6]\n",
-            "linear probe": "freeze all\nunfreeze fc\n",
-        }),
-        Case("vit_b_16" if not smoke else "vit (tiny)", vit, vit_img, {
-            "partial (first half of layers)": f"freeze conv_proj, class_token, encoder.pos_embedding, encoder.layers[:{vit_layers // 2}]\n",
-            "rules/vit.frz (LayerNorm islands)": vit_frz,
-            "linear probe": "freeze all\nunfreeze heads\n",
-        }),
-        Case("bert-base" if not smoke else "bert (tiny)", bert, [InputSpec((2, 16) if smoke else (8, 512), ids=True)], {
-            "partial (first half of layers)": f"freeze embeddings, encoder.layer[:{2 if smoke else 6}]\n",
-            "linear probe": "freeze all\nunfreeze pooler\n",
-        }),
-        Case("llama-1b" if not smoke else "llama (tiny)", llama, [InputSpec((2, 16) if smoke else (8, 1024), ids=True)], {
-            "partial (first half of layers)": f"freeze model.embed_tokens, model.layers[:{2 if smoke else 8}]\n",
-            "linear probe": "freeze all\nunfreeze lm_head\n",
-        }),
+        case(
+            "resnet50|resnet (tiny)",
+            resnet,
+            img,
+            "fc",
+            **{"partial (children[0:6])": "freeze children[0:6]\n"},
+        ),
+        case(
+            "vit_b_16|vit (tiny)",
+            vit,
+            img,
+            "heads",
+            **{
+                f"partial ({half})": f"freeze conv_proj, class_token, encoder.pos_embedding, encoder.layers[:{vit_half}]\n",
+                "rules/vit.frz (LayerNorm islands)": vit_frz,
+            },
+        ),
+        case(
+            "bert-base|bert (tiny)",
+            bert,
+            ids((2, 16), (8, 512)),
+            "pooler",
+            **{f"partial ({half})": f"freeze embeddings, encoder.layer[:{2 if smoke else 6}]\n"},
+        ),
+        case(
+            "llama-1b|llama (tiny)",
+            llama,
+            ids((2, 16), (8, 1024)),
+            "lm_head",
+            **{
+                f"partial ({half})": f"freeze model.embed_tokens, model.layers[:{2 if smoke else 8}]\n"
+            },
+        ),
     ]
 
 
@@ -133,15 +177,23 @@ def run_case(
         plan = freezedsl.compile(text).plan(meta_model)
         start = time.perf_counter()
         est = estimate_cost(
-            plan, meta_model, case.inputs, dtype="bf16" if dtype == torch.bfloat16 else "fp32",
-            optimizer="adamw", foreach=device.startswith("cuda") or not measure,
+            plan,
+            meta_model,
+            case.inputs,
+            dtype="bf16" if dtype == torch.bfloat16 else "fp32",
+            optimizer="adamw",
+            foreach=device.startswith("cuda") or not measure,
         )
         estimates[label] = (est, time.perf_counter() - start)
         plans[label] = trainable_map(plan)
-        _log(f"  estimate {label}: {estimates[label][1]:.2f}s, peak ratio {est.ratio('peak_bytes'):.3f}, time ratio {est.ratio('step_time'):.3f}")
+        _log(
+            f"  estimate {label}: {estimates[label][1]:.2f}s, peak ratio {est.ratio('peak_bytes'):.3f}, time ratio {est.ratio('step_time'):.3f}"
+        )
     del meta_model
     measured: dict[str, Any] = {}
-    configs: list[tuple[str, dict[str, bool] | None]] = [("full", None), *plans.items()] if measure else []
+    configs: list[tuple[str, dict[str, bool] | None]] = (
+        [("full", None), *plans.items()] if measure else []
+    )
     if measure:
         torch.manual_seed(0)
         with torch.device(device):
@@ -152,10 +204,12 @@ def run_case(
         set_trainable(model, flags)
         try:
             m = measure_step(model, inputs, optimizer="adamw", steps=steps, warmup=warmup)
-        except Exception as exc:  # e.g. out of memory: record it, keep the rest
+        except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, keep the rest
             _log(f"  measure {label}: FAILED {type(exc).__name__}: {exc}")
             measured[label] = None
-            rows.append({"model": case.name, "rules": label, "error": f"{type(exc).__name__}: {exc}"})
+            rows.append(
+                {"model": case.name, "rules": label, "error": f"{type(exc).__name__}: {exc}"}
+            )
             continue
         finally:
             for p in model.parameters():
@@ -163,7 +217,9 @@ def run_case(
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
         measured[label] = m
-        _log(f"  measure {label}: {m.step_seconds * 1e3:.1f} ms/step, peak {m.peak_bytes / 2**30:.2f} GiB")
+        _log(
+            f"  measure {label}: {m.step_seconds * 1e3:.1f} ms/step, peak {m.peak_bytes / 2**30:.2f} GiB"
+        )
     full = measured.get("full")
     for label, (est, secs) in estimates.items():
         m = measured.get(label)
@@ -182,7 +238,9 @@ def run_case(
             row["measured"] = m.to_dict()
             row["measured_full"] = full.to_dict()
             row["meas_peak_ratio"] = m.peak_bytes / full.peak_bytes if full.peak_bytes else 1.0
-            row["meas_time_ratio"] = m.step_seconds / full.step_seconds if full.step_seconds else 1.0
+            row["meas_time_ratio"] = (
+                m.step_seconds / full.step_seconds if full.step_seconds else 1.0
+            )
             row["peak_ratio_error"] = row["est_peak_ratio"] - row["meas_peak_ratio"]
             row["time_ratio_error"] = row["est_time_ratio"] - row["meas_time_ratio"]
             row["est_peak_bytes_full"] = est.without_freeze.peak_bytes
@@ -195,10 +253,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     out = [
         "# Cost of a freeze: estimated vs measured",
         "",
-        f"Device: {meta['device_name']}; torch {meta['torch']}; dtype {meta['dtype']}; AdamW; "
-        f"loss output.float().sum(); {meta['warmup']} warm-up + median of {meta['steps']} steps.",
-        "Ratios are with freeze / full fine-tuning (lower saves more). Goals: peak memory within "
-        f"{GOAL_MEMORY}, step time within {GOAL_TIME}.",
+        (
+            f"Device: {meta['device_name']}; torch {meta['torch']}; dtype {meta['dtype']}; AdamW; "
+            f"loss output.float().sum(); {meta['warmup']} warm-up + median of {meta['steps']} steps."
+        ),
+        (
+            "Ratios are with freeze / full fine-tuning (lower saves more). Goals: peak memory within "
+            f"{GOAL_MEMORY}, step time within {GOAL_TIME}."
+        ),
         "",
         "| model | rules | peak mem est | peak mem measured | error | step time est | step time measured | error | FLOPs est | estimate s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -221,8 +283,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     fulls = {r["model"]: r for r in rows if "meas_peak_bytes_full" in r}
     if fulls:
-        out += ["", "Full fine-tuning, absolute peak memory above the weights:", "",
-                "| model | estimated GiB | measured GiB | measured ms/step |", "|---|---|---|---|"]
+        out += [
+            "",
+            "Full fine-tuning, absolute peak memory above the weights:",
+            "",
+            "| model | estimated GiB | measured GiB | measured ms/step |",
+            "|---|---|---|---|",
+        ]
         for name, r in fulls.items():
             out.append(
                 f"| {name} | {r['est_peak_bytes_full'] / 2**30:.2f} | {r['meas_peak_bytes_full'] / 2**30:.2f} | "
@@ -233,11 +300,17 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny models on CPU, 1 warm-up + 1 step (for tests)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny models on CPU, 1 warm-up + 1 step (for tests)"
+    )
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --smoke")
-    parser.add_argument("--out", default=os.environ.get("OUT", "out"), help="output folder (default $OUT or ./out)")
+    parser.add_argument(
+        "--out", default=os.environ.get("OUT", "out"), help="output folder (default $OUT or ./out)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated model names to run")
-    parser.add_argument("--estimate-only", action="store_true", help="estimate (meta device) without measuring")
+    parser.add_argument(
+        "--estimate-only", action="store_true", help="estimate (meta device) without measuring"
+    )
     args = parser.parse_args(argv)
     device = args.device or ("cpu" if args.smoke or args.estimate_only else "cuda")
     dtype = torch.float32 if args.smoke else torch.bfloat16
@@ -246,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else ("none (estimate only)" if args.estimate_only else "cpu"),
+        "device_name": torch.cuda.get_device_name(0)
+        if device.startswith("cuda")
+        else ("none (estimate only)" if args.estimate_only else "cpu"),
         "torch": torch.__version__,
         "dtype": str(dtype).replace("torch.", ""),
         "steps": steps,
@@ -261,15 +336,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         _log(f"{case.name}: inputs {', '.join(map(str, case.inputs))}")
         try:
-            rows.extend(run_case(case, device, dtype, steps, warmup, measure=not args.estimate_only))
-        except Exception as exc:
+            rows.extend(
+                run_case(case, device, dtype, steps, warmup, measure=not args.estimate_only)
+            )
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not lose the others
             _log(f"{case.name}: FAILED {type(exc).__name__}: {exc}")
             traceback.print_exc()
             rows.append({"model": case.name, "rules": "*", "error": f"{type(exc).__name__}: {exc}"})
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         # write after every model: a later crash or timeout loses nothing measured
-        (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+        (out / f"{stem}.json").write_text(
+            json.dumps({"meta": meta, "rows": rows}, indent=2, default=str)
+        )
         (out / f"{stem}.md").write_text(markdown(rows, meta))
     _log(f"done in {time.perf_counter() - begin:.0f}s; wrote {out / stem}.md and .json")
     print((out / f"{stem}.md").read_text(), flush=True)

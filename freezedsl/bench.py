@@ -30,7 +30,7 @@ from freezedsl.errors import UsageError
 from freezedsl.planning.steptrace import scalar_loss
 
 O = torch.optim
-OPTIMIZER_FACTORIES: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]] = {
+OPTIMIZER_FACTORIES: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
     "sgd": lambda p: O.SGD(p, lr=1e-3),
     "sgd-momentum": lambda p: O.SGD(p, lr=1e-3, momentum=0.9),
     "adam": lambda p: O.Adam(p, lr=1e-4),
@@ -102,7 +102,9 @@ def _state_bytes(opt: torch.optim.Optimizer) -> int:
 
 
 def _grad_bytes(model: torch.nn.Module) -> int:
-    return sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    return sum(
+        p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None
+    )
 
 
 def measure_step(
@@ -124,7 +126,10 @@ def measure_step(
     key = normalize_optimizer(optimizer)
     factory = OPTIMIZER_FACTORIES.get(key)
     if factory is None:
-        raise UsageError(f"bench cannot build optimizer {optimizer!r}", hint="one of " + ", ".join(OPTIMIZER_FACTORIES))
+        raise UsageError(
+            f"bench cannot build optimizer {optimizer!r}",
+            hint="one of " + ", ".join(OPTIMIZER_FACTORIES),
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     device = inputs[0].device if inputs else next(model.parameters()).device
     cuda = device.type == "cuda"
@@ -188,12 +193,17 @@ def _traced_peak(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> tupl
 
     for p in model.parameters():
         p.grad = None
-    tensors = {**dict(model.named_parameters(remove_duplicate=False)), **dict(model.named_buffers(remove_duplicate=False))}
+    tensors = {
+        **dict(model.named_parameters(remove_duplicate=False)),
+        **dict(model.named_buffers(remove_duplicate=False)),
+    }
     trace = trace_step(model, tensors, list(inputs), call=model)
     return trace.activation_bytes, trace.step_peak_bytes
 
 
-def real_inputs(model: torch.nn.Module, specs: Sequence[Any], dtype: torch.dtype | None, device: str) -> list[torch.Tensor]:
+def real_inputs(
+    model: torch.nn.Module, specs: Sequence[Any], dtype: torch.dtype | None, device: str
+) -> list[torch.Tensor]:
     """Synthetic inputs for ``specs`` (InputSpec): ids in [0, the input vocabulary), floats ~ N(0, 1)."""
     from freezedsl.planning.cost import make_inputs
 
@@ -212,7 +222,9 @@ class Progress:
         if self.enabled:
             width = 30
             filled = width * self.done // max(self.total, 1)
-            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
+            sys.stderr.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+            )
             if self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -237,13 +249,21 @@ class BenchResult:
             "peak_ratio": est.ratio("peak_bytes") - self.measured_ratio("peak_bytes"),
             "time_ratio": est.ratio("step_time") - self.measured_ratio("step_seconds"),
         }
-        for label, m, e in (("with_freeze", self.with_freeze, est.with_freeze), ("without_freeze", self.without_freeze, est.without_freeze)):
-            out[f"peak_bytes_{label}"] = (e.peak_bytes - m.peak_bytes) / m.peak_bytes if m.peak_bytes else 0.0
+        for label, m, e in (
+            ("with_freeze", self.with_freeze, est.with_freeze),
+            ("without_freeze", self.without_freeze, est.without_freeze),
+        ):
+            out[f"peak_bytes_{label}"] = (
+                (e.peak_bytes - m.peak_bytes) / m.peak_bytes if m.peak_bytes else 0.0
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "measured": {"with_freeze": self.with_freeze.to_dict(), "without_freeze": self.without_freeze.to_dict()},
+            "measured": {
+                "with_freeze": self.with_freeze.to_dict(),
+                "without_freeze": self.without_freeze.to_dict(),
+            },
             "cost": self.estimate.to_dict(),
             "errors": {k: round(v, 4) for k, v in self.errors().items()},
         }
@@ -257,17 +277,33 @@ class BenchResult:
         lines = [
             f"measured on {w.device} ({w.steps} steps, median; inputs {', '.join(map(str, est.inputs))}, {est.dtype}, {est.optimizer}):",
             f"  {'':30} {'with freeze':>12} {'full':>12} {'saved':>7} {'estimated':>10}",
-            _row("step time", f"{w.step_seconds * 1e3:.1f} ms", f"{f.step_seconds * 1e3:.1f} ms",
-                 self.measured_ratio("step_seconds"), est.ratio("step_time")),
-            _row("peak training memory" + (" (traced)" if cpu else ""), _bytes(w.peak_bytes), _bytes(f.peak_bytes),
-                 self.measured_ratio("peak_bytes"), est.ratio("peak_bytes")),
-            f"  estimate error (estimated - measured ratio): peak memory {err['peak_ratio']:+.3f}, "
-            f"step time {err['time_ratio']:+.3f}",
-            f"  estimated peak vs measured: with freeze {100 * err['peak_bytes_with_freeze']:+.1f}%, "
-            f"full {100 * err['peak_bytes_without_freeze']:+.1f}%",
+            _row(
+                "step time",
+                f"{w.step_seconds * 1e3:.1f} ms",
+                f"{f.step_seconds * 1e3:.1f} ms",
+                self.measured_ratio("step_seconds"),
+                est.ratio("step_time"),
+            ),
+            _row(
+                "peak training memory" + (" (traced)" if cpu else ""),
+                _bytes(w.peak_bytes),
+                _bytes(f.peak_bytes),
+                self.measured_ratio("peak_bytes"),
+                est.ratio("peak_bytes"),
+            ),
+            (
+                f"  estimate error (estimated - measured ratio): peak memory {err['peak_ratio']:+.3f}, "
+                f"step time {err['time_ratio']:+.3f}"
+            ),
+            (
+                f"  estimated peak vs measured: with freeze {100 * err['peak_bytes_with_freeze']:+.1f}%, "
+                f"full {100 * err['peak_bytes_without_freeze']:+.1f}%"
+            ),
         ]
         if cpu:
-            lines.append("  (CPU: torch keeps no allocation statistics; memory is one step traced on the real tensors)")
+            lines.append(
+                "  (CPU: torch keeps no allocation statistics; memory is one step traced on the real tensors)"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -275,7 +311,9 @@ class BenchResult:
 
 
 def _row(label: str, a: str, b: str, measured: float, estimated: float) -> str:
-    return f"  {label:30} {a:>12} {b:>12} {100 * (1 - measured):6.1f}% {100 * (1 - estimated):9.1f}%"
+    return (
+        f"  {label:30} {a:>12} {b:>12} {100 * (1 - measured):6.1f}% {100 * (1 - estimated):9.1f}%"
+    )
 
 
 def run_bench(
@@ -299,17 +337,28 @@ def run_bench(
     """
     import copy as _copy
 
-    from freezedsl.planning.cost import _spec, estimate_cost, torch_dtype, trainable_map
-
-    from freezedsl.planning.cost import normalize_optimizer
+    from freezedsl.planning.cost import (
+        _spec,
+        estimate_cost,
+        normalize_optimizer,
+        torch_dtype,
+        trainable_map,
+    )
 
     if normalize_optimizer(optimizer) not in OPTIMIZER_FACTORIES:
-        raise UsageError(f"bench cannot build optimizer {optimizer!r}", hint="one of " + ", ".join(OPTIMIZER_FACTORIES))
+        raise UsageError(
+            f"bench cannot build optimizer {optimizer!r}",
+            hint="one of " + ", ".join(OPTIMIZER_FACTORIES),
+        )
     specs = [_spec(i) for i in inputs]
     dev = _device(device)
     if any(p.is_meta for p in model.parameters()):
-        raise UsageError("bench needs real weights, not a meta model (build the model without device='meta')")
-    estimate = estimate_cost(plan, model, specs, dtype=dtype, optimizer=optimizer, foreach=dev.type == "cuda")
+        raise UsageError(
+            "bench needs real weights, not a meta model (build the model without device='meta')"
+        )
+    estimate = estimate_cost(
+        plan, model, specs, dtype=dtype, optimizer=optimizer, foreach=dev.type == "cuda"
+    )
     work = _copy.deepcopy(model) if copy else model
     cast = torch_dtype(dtype)
     work.to(device=dev, dtype=cast) if cast is not None else work.to(device=dev)
@@ -319,7 +368,9 @@ def run_bench(
     measured = {}
     for label, flags in (("with_freeze", trainable_map(plan)), ("without_freeze", None)):
         set_trainable(work, flags)
-        measured[label] = measure_step(work, tensors, optimizer=optimizer, steps=steps, warmup=warmup, progress=bar)
+        measured[label] = measure_step(
+            work, tensors, optimizer=optimizer, steps=steps, warmup=warmup, progress=bar
+        )
         for p in work.parameters():
             p.grad = None
         if dev.type == "cuda":

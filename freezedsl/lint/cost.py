@@ -60,7 +60,9 @@ unfreeze encoder.layers[-2:], encoder.ln, heads
 )
 
 
-def check_expensive_freeze(plan: Plan, model: torch.nn.Module, estimate: CostEstimate, **kw: Any) -> list[Diagnostic]:
+def check_expensive_freeze(
+    plan: Plan, model: torch.nn.Module, estimate: CostEstimate, **kw: Any
+) -> list[Diagnostic]:
     """FZ340 findings for ``estimate`` (of ``plan`` on ``model``); ``kw`` as for ``step_cost``."""
     from freezedsl.planning.cost import step_cost, trainable_map
 
@@ -69,8 +71,15 @@ def check_expensive_freeze(plan: Plan, model: torch.nn.Module, estimate: CostEst
         return []
     size = {alias: p.numel for p in plan.params for alias in p.aliases}
     trainable = trainable_map(plan)
-    rank = {name: i for i, name in enumerate(trainable)}  # one op reading several: the model's order
-    order = [(use, n) for use, _, n in sorted((w.first_use[n], rank[n], n) for n in w.first_use if trainable.get(n))]
+    rank = {
+        name: i for i, name in enumerate(trainable)
+    }  # one op reading several: the model's order
+    order = [
+        (use, n)
+        for use, _, n in sorted(
+            (w.first_use[n], rank[n], n) for n in w.first_use if trainable.get(n)
+        )
+    ]
     total = sum(size.get(n, 0) for _, n in order)
     if total == 0:
         return []
@@ -81,7 +90,9 @@ def check_expensive_freeze(plan: Plan, model: torch.nn.Module, estimate: CostEst
         if elements + size.get(name, 0) > ISLAND_SHARE * total:
             cut = use
             block = _block(name)
-            while islands and block and islands[-1].startswith(block):  # same block as the bulk: not an island
+            while (
+                islands and block and islands[-1].startswith(block)
+            ):  # same block as the bulk: not an island
                 cut = w.first_use[islands[-1]]
                 elements -= size.get(islands.pop(), 0)
             break
@@ -99,7 +110,7 @@ def check_expensive_freeze(plan: Plan, model: torch.nn.Module, estimate: CostEst
     fixed = step_cost(model, fixed_map, estimate.inputs, **kw)
     full = estimate.without_freeze
 
-    def pct(a: int | float, b: int | float) -> str:
+    def pct(a: float, b: float) -> str:
         return f"{100.0 * (1 - a / b):.0f}%" if b else "0%"
 
     first = islands[0]

@@ -40,7 +40,14 @@ if TYPE_CHECKING:
 
     from freezedsl.planning.plan import Plan
 
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
+DTYPES = {
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "float16": "float16",
+    "float32": "float32",
+}
 DEFAULT_OPTIMIZER = "adamw"
 # The roofline machine: FLOPs per byte a GPU sustains (about 600 TFLOP/s of 16-bit
 # matmul against 4 TB/s of memory; fp32 matmuls run far slower), and the bytes it could
@@ -66,7 +73,9 @@ class InputSpec:
             shape = ()
         if not shape or any(d <= 0 for d in shape):
             flag = "--input-ids" if ids else "--input"
-            raise UsageError(f"{flag} {text!r}: expected a shape of positive integers like 128x3x224x224")
+            raise UsageError(
+                f"{flag} {text!r}: expected a shape of positive integers like 128x3x224x224"
+            )
         return cls(shape, ids)
 
     def __str__(self) -> str:
@@ -94,7 +103,9 @@ class StepCost:
     forward_ops: int
     value_guesses: int = 0  # values the model read from meta tensors (answered True / 1)
     # parameter name -> (forward op number, forward FLOPs before it) of its first use
-    first_use: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    first_use: Mapping[str, tuple[int, int]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def flops(self) -> int:
@@ -148,7 +159,10 @@ class CostEstimate:
             "optimizer": self.optimizer,
             "with_freeze": self.with_freeze.to_dict(),
             "without_freeze": self.without_freeze.to_dict(),
-            "ratio": {k: round(self.ratio(k), 4) for k in ("peak_bytes", "step_time", "flops", "activation_bytes")},
+            "ratio": {
+                k: round(self.ratio(k), 4)
+                for k in ("peak_bytes", "step_time", "flops", "activation_bytes")
+            },
             "findings": [d.format() for d in self.findings],
         }
 
@@ -159,7 +173,12 @@ class CostEstimate:
             ("backward FLOPs", w.backward_flops, f.backward_flops, _flops),
             ("peak activations", w.activation_bytes, f.activation_bytes, _bytes),
             ("gradients", w.grad_bytes, f.grad_bytes, _bytes),
-            (f"optimizer state ({self.optimizer})", w.optimizer_state_bytes, f.optimizer_state_bytes, _bytes),
+            (
+                f"optimizer state ({self.optimizer})",
+                w.optimizer_state_bytes,
+                f.optimizer_state_bytes,
+                _bytes,
+            ),
             ("peak training memory", w.peak_bytes, f.peak_bytes, _bytes),
             ("step time (roofline)", w.step_time, f.step_time, None),
         ]
@@ -208,7 +227,9 @@ def normalize_optimizer(name: str | None) -> str:
     key = (name or DEFAULT_OPTIMIZER).strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
     if key not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {name!r}", hint="one of " + ", ".join(optimizer_names()))
+        raise UsageError(
+            f"unknown optimizer {name!r}", hint="one of " + ", ".join(optimizer_names())
+        )
     return key
 
 
@@ -221,36 +242,51 @@ def torch_dtype(name: str | None) -> torch.dtype | None:
     key = DTYPES.get(name.strip().lower())
     if key is None:
         raise UsageError(f"--dtype {name!r}: expected one of bf16, fp16, fp32")
-    return getattr(torch, key)  # type: ignore[no-any-return]
+    return getattr(torch, key)
 
 
-def meta_state(model: torch.nn.Module, trainable: Mapping[str, bool], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def meta_state(
+    model: torch.nn.Module, trainable: Mapping[str, bool], dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
     """Meta copies of every parameter and buffer (by every name, ties shared), flags from ``trainable``."""
     import torch
 
     out: dict[str, torch.Tensor] = {}
     made: dict[int, torch.Tensor] = {}
-    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    named = [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]
     for name, t in named:
         copy = made.get(id(t))
         if copy is None:
             cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
             copy = torch.empty(t.shape, dtype=cast, device="meta")
-            if isinstance(t, torch.nn.Parameter) and trainable.get(name, False) and copy.is_floating_point():
+            if (
+                isinstance(t, torch.nn.Parameter)
+                and trainable.get(name, False)
+                and copy.is_floating_point()
+            ):
                 copy.requires_grad_(True)
             made[id(t)] = copy
         out[name] = copy
     return out
 
 
-def make_inputs(specs: Sequence[InputSpec], dtype: torch.dtype | None, device: Any = "meta", vocab: int = 2) -> list[torch.Tensor]:
+def make_inputs(
+    specs: Sequence[InputSpec], dtype: torch.dtype | None, device: Any = "meta", vocab: int = 2
+) -> list[torch.Tensor]:
     """Tensors for ``specs``: token ids int64 in [0, vocab), others random floats."""
     import torch
 
     out = []
     for spec in specs:
         if spec.ids:
-            out.append(torch.randint(0, max(vocab, 1), spec.shape, device=device) if device != "meta" else torch.empty(spec.shape, dtype=torch.int64, device="meta"))
+            out.append(
+                torch.randint(0, max(vocab, 1), spec.shape, device=device)
+                if device != "meta"
+                else torch.empty(spec.shape, dtype=torch.int64, device="meta")
+            )
         else:
             out.append(torch.randn(spec.shape, dtype=dtype or torch.float32, device=device))
     return out
@@ -280,7 +316,9 @@ def step_cost(
     width = next((t.element_size() for t in tensors.values() if t.is_floating_point()), 4)
     if balance is None:
         balance = BALANCE.get(width, BALANCE[4])
-    trace = trace_step(model, tensors, meta_inputs, balance=balance, floor=LAUNCH_BYTES, fused=width == 2)
+    trace = trace_step(
+        model, tensors, meta_inputs, balance=balance, floor=LAUNCH_BYTES, fused=width == 2
+    )
     seen: set[int] = set()
     train: list[tuple[int, int]] = []
     for t in tensors.values():
@@ -345,7 +383,9 @@ def estimate_cost(
     """
     specs = tuple(_spec(i) for i in inputs)
     if not specs:
-        raise UsageError("the cost estimate needs at least one input shape (e.g. --input 8x3x224x224)")
+        raise UsageError(
+            "the cost estimate needs at least one input shape (e.g. --input 8x3x224x224)"
+        )
     cast = torch_dtype(dtype)
     opt = normalize_optimizer(optimizer)
     with_map = trainable_map(plan)
@@ -362,7 +402,9 @@ def estimate_cost(
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
             hint="give shapes the model accepts (--input per positional input, --input-ids for token ids)",
         ) from exc
-    result = CostEstimate(with_freeze, without, specs, str(cast or _model_dtype(model)).replace("torch.", ""), opt)
+    result = CostEstimate(
+        with_freeze, without, specs, str(cast or _model_dtype(model)).replace("torch.", ""), opt
+    )
     if check:
         from freezedsl.lint.cost import check_expensive_freeze
 

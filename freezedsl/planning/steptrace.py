@@ -63,7 +63,9 @@ class StepTrace:
     first_trainable: str | None = None  # parameter name read first in forward order
     first_trainable_op: int | None = None  # its op number (0-based) in the forward
     first_trainable_flops: int = 0  # forward FLOPs done before that op
-    first_use: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (op, flops before)
+    first_use: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # name -> (op, flops before)
     traffic_bytes: int = 0  # bytes read and written by every op (roofline time)
     roofline: float = 0.0  # sum over ops of max(flops / balance, bytes, floor), in byte units
     guesses: int = 0  # values read from meta tensors (answered True / 1: data-dependent code)
@@ -73,7 +75,12 @@ class _Tracer(TorchDispatchMode):
     """Counts live storages and per-op traffic; records the first use of each parameter."""
 
     def __init__(
-        self, resident: set[int], names: Mapping[int, str], flops: FlopCounterMode, balance: float, floor: float
+        self,
+        resident: set[int],
+        names: Mapping[int, str],
+        flops: FlopCounterMode,
+        balance: float,
+        floor: float,
     ) -> None:
         super().__init__()
         self.resident = resident  # parameters, buffers, inputs: never counted
@@ -138,7 +145,9 @@ class _Tracer(TorchDispatchMode):
             moved += sum(a.numel() * a.element_size() for a in flat_in)
         self.traffic += moved
         if not view:
-            self.roofline += max((self._total_flops() - before) / self.balance, float(moved), self.floor)
+            self.roofline += max(
+                (self._total_flops() - before) / self.balance, float(moved), self.floor
+            )
         return out
 
 
@@ -166,8 +175,16 @@ def fused_attention() -> Iterator[None]:
 
     original = F.scaled_dot_product_attention
 
-    def sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
-             is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Any:
+    def sdpa(
+        query: Any,
+        key: Any,
+        value: Any,
+        attn_mask: Any = None,
+        dropout_p: float = 0.0,
+        is_causal: bool = False,
+        scale: float | None = None,
+        enable_gqa: bool = False,
+    ) -> Any:
         fused = (
             query.device.type == "meta"
             and query.dtype in (torch.bfloat16, torch.float16)
@@ -189,7 +206,7 @@ def fused_attention() -> Iterator[None]:
         kwargs = {"enable_gqa": True} if enable_gqa else {}
         return original(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **kwargs)
 
-    F.scaled_dot_product_attention = sdpa  # type: ignore[assignment]
+    F.scaled_dot_product_attention = sdpa
     try:
         yield
     finally:
@@ -198,7 +215,11 @@ def fused_attention() -> Iterator[None]:
 
 def scalar_loss(output: Any) -> torch.Tensor | None:
     """``output.float().sum()``, summed over the floating tensors of a tuple/dict/ModelOutput."""
-    tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    tensors = [
+        t
+        for t in tree_flatten(_plain(output))[0]
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    ]
     if not tensors:
         return None
     loss = tensors[0].float().sum()
@@ -240,7 +261,9 @@ def trace_step(
     names: dict[int, str] = {}
     for n, t in tensors.items():
         if n in params:
-            names.setdefault(storage_key(t), n)  # tied tensors: the first name, as the plan shows them
+            names.setdefault(
+                storage_key(t), n
+            )  # tied tensors: the first name, as the plan shows them
     trainable = {n for n, t in tensors.items() if n in params and t.requires_grad}
     saved: dict[int, int] = {}
 
@@ -251,7 +274,9 @@ def trace_step(
         return t
 
     trace = StepTrace()
-    run = call or (lambda *a: torch.func.functional_call(model, dict(tensors), tuple(a), strict=False))
+    run = call or (
+        lambda *a: torch.func.functional_call(model, dict(tensors), tuple(a), strict=False)
+    )
     attention = fused_attention() if fused else contextlib.nullcontext()
     with attention, FlopCounterMode(display=False) as counter:
         tracer = _Tracer(resident, names, counter, balance, floor)
@@ -268,7 +293,9 @@ def trace_step(
                 loss.backward()
             del loss
         trace.backward_flops = tracer._total_flops() - trace.forward_flops
-    grads = {storage_key(t.grad): storage_bytes(t.grad) for n, t in tensors.items() if t.grad is not None}
+    grads = {
+        storage_key(t.grad): storage_bytes(t.grad) for n, t in tensors.items() if t.grad is not None
+    }
     grad_allocs = {tracer.live[k][0] for k in grads if k in tracer.live}
     trace.grad_bytes = sum(grads.values())
     trace.forward_peak_bytes = _peak(tracer.events, set(), forward_events)
@@ -283,7 +310,11 @@ def trace_step(
     used = sorted((v, rank[n], n) for n, v in tracer.first_use.items() if n in trainable)
     if used:
         (op, flops), _, name = used[0]
-        trace.first_trainable, trace.first_trainable_op, trace.first_trainable_flops = name, op, flops
+        trace.first_trainable, trace.first_trainable_op, trace.first_trainable_flops = (
+            name,
+            op,
+            flops,
+        )
     for t in tensors.values():
         t.grad = None
     return trace

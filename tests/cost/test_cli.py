@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from freezedsl.cli import main
 
+from .models import COST_FIELDS
+
 ROOT = Path(__file__).resolve().parents[2]
 CNN = "freezedsl.zoo:small_cnn"
 
@@ -30,20 +32,35 @@ def test_plan_with_input_prints_both_steps_side_by_side(rules: str) -> None:
     assert out.exit_code == 0, out.output
     text = out.output
     assert "cost of one training step (inputs 8x1x8x8, float32" in text
-    for label in ("forward FLOPs", "backward FLOPs", "peak activations", "gradients", "optimizer state (adamw)",
-                  "peak training memory", "with freeze", "full", "saved"):
+    for label in (
+        "forward FLOPs",
+        "backward FLOPs",
+        "peak activations",
+        "gradients",
+        "optimizer state (adamw)",
+        "peak training memory",
+        "with freeze",
+        "full",
+        "saved",
+    ):
         assert label in text
     assert "backward (with freeze) stops at classifier: classifier.weight is trainable" in text
-    assert "memory, gradients and optimizer state only" not in text  # replaced by the whole-step estimate
+    assert (
+        "memory, gradients and optimizer state only" not in text
+    )  # replaced by the whole-step estimate
 
 
 def test_plan_json_has_integer_cost_fields(rules: str) -> None:
-    out = invoke("plan", rules, CNN, "--input", "8x1x8x8", "--dtype", "bf16", "--optimizer", "sgd", "--json")
+    out = invoke(
+        "plan", rules, CNN, "--input", "8x1x8x8", "--dtype", "bf16", "--optimizer", "sgd", "--json"
+    )
     assert out.exit_code == 0, out.output
     cost = json.loads(out.output)["cost"]
-    assert cost["dtype"] == "bfloat16" and cost["optimizer"] == "sgd" and cost["inputs"] == ["8x1x8x8"]
+    assert (
+        cost["dtype"] == "bfloat16" and cost["optimizer"] == "sgd" and cost["inputs"] == ["8x1x8x8"]
+    )
     for side in ("with_freeze", "without_freeze"):
-        for key in ("forward_flops", "backward_flops", "activation_bytes", "grad_bytes", "optimizer_state_bytes"):
+        for key in COST_FIELDS:
             assert isinstance(cost[side][key], int) and cost[side][key] >= 0
         assert cost[side]["optimizer_state_bytes"] == 0  # plain SGD keeps no state
     assert cost["with_freeze"]["backward_flops"] < cost["without_freeze"]["backward_flops"]
@@ -51,7 +68,9 @@ def test_plan_json_has_integer_cost_fields(rules: str) -> None:
 
 
 def test_plan_input_ids_and_fz340_on_a_rule_file() -> None:
-    out = invoke("plan", str(ROOT / "rules" / "gpt.frz"), "freezedsl.zoo:gpt_decoder", "--input-ids", "2x32")
+    out = invoke(
+        "plan", str(ROOT / "rules" / "gpt.frz"), "freezedsl.zoo:gpt_decoder", "--input-ids", "2x32"
+    )
     assert out.exit_code == 0, out.output
     assert "inputs ids 2x32" in out.output
     assert "gpt.frz:16:1: FZ340 " in out.output
@@ -74,7 +93,9 @@ def test_plan_bad_inputs_are_one_line_exit_2(rules: str, args: list[str], messag
 
 
 def test_bench_on_cpu_reports_both_runs_and_the_estimate_error(rules: str) -> None:
-    out = invoke("bench", rules, CNN, "--input", "8x1x8x8", "--steps", "2", "--warmup", "1", "--json")
+    out = invoke(
+        "bench", rules, CNN, "--input", "8x1x8x8", "--steps", "2", "--warmup", "1", "--json"
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     w, f = data["measured"]["with_freeze"], data["measured"]["without_freeze"]

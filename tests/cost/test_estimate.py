@@ -15,7 +15,7 @@ from freezedsl.bench import real_inputs, set_trainable
 from freezedsl.planning.cost import InputSpec, estimate_cost, trainable_map
 from freezedsl.planning.steptrace import trace_step
 
-from .models import ConvNet, mlp, tiny_bert, tiny_llama, tiny_vit
+from .models import COST_FIELDS, ConvNet, mlp, tiny_bert, tiny_llama, tiny_vit
 
 F32 = 4
 
@@ -30,7 +30,10 @@ def real_step(model: nn.Module, plan, specs):
     work = copy.deepcopy(model)
     set_trainable(work, trainable_map(plan))
     inputs = real_inputs(work, specs, None, "cpu")
-    tensors = {**dict(work.named_parameters(remove_duplicate=False)), **dict(work.named_buffers(remove_duplicate=False))}
+    tensors = {
+        **dict(work.named_parameters(remove_duplicate=False)),
+        **dict(work.named_buffers(remove_duplicate=False)),
+    }
     with sdpa_kernel(SDPBackend.MATH):
         return trace_step(work, tensors, inputs, call=work)
 
@@ -45,7 +48,9 @@ def test_linear_flops_by_hand(b: int, i: int, h: int, o: int) -> None:
     model = mlp(i, h, o)
     fwd = 2 * b * i * h + 2 * b * h * o
     cases = {
-        "": 2 * b * h * o + 2 * b * h * o + 2 * b * i * h,  # all train: no input grad for the first layer
+        "": 2 * b * h * o
+        + 2 * b * h * o
+        + 2 * b * i * h,  # all train: no input grad for the first layer
         "freeze 0": 2 * b * h * o,  # only the last layer's weight grad (no grad flows below it)
         "freeze 2": 2 * b * h * o + 2 * b * i * h,  # input grad of layer 2, weight grad of layer 0
         "freeze 0, 2.weight": 0,  # a bias grad is a sum: no matmul
@@ -68,7 +73,9 @@ def test_saved_and_gradient_bytes_by_hand() -> None:
     assert est.with_freeze.grad_bytes == (32 * 4 + 4) * F32
     assert est.without_freeze.grad_bytes == (16 * 32 + 32 + 32 * 4 + 4) * F32
     assert est.with_freeze.input_bytes == 8 * 16 * F32
-    only_bias = estimate_cost(freezedsl.plan(model, "freeze 0, 2.weight"), model, [(8, 16)], check=False)
+    only_bias = estimate_cost(
+        freezedsl.plan(model, "freeze 0, 2.weight"), model, [(8, 16)], check=False
+    )
     assert only_bias.with_freeze.saved_bytes == 0  # a bias gradient needs no activation
     # adamw: two states per trainable element plus a 4-byte step per tensor
     assert est.with_freeze.optimizer_state_bytes == 2 * (32 * 4 + 4) * F32 + 2 * 4
@@ -76,7 +83,9 @@ def test_saved_and_gradient_bytes_by_hand() -> None:
 
 def test_backward_stop_names_the_first_trainable_parameter() -> None:
     model = ConvNet()
-    est = estimate_cost(freezedsl.plan(model, "freeze stem, block.0"), model, [(2, 3, 16, 16)], check=False)
+    est = estimate_cost(
+        freezedsl.plan(model, "freeze stem, block.0"), model, [(2, 3, 16, 16)], check=False
+    )
     assert est.with_freeze.backward_stops_at == "block.1"
     assert est.with_freeze.backward_stop_param == "block.1.weight"
     assert est.without_freeze.backward_stops_at == "stem.0"
@@ -90,11 +99,25 @@ def test_backward_stop_names_the_first_trainable_parameter() -> None:
 
 MODELS = {
     "mlp": (mlp, [InputSpec((8, 16))], ["freeze 0", "freeze 2"]),
-    "convnet": (ConvNet, [InputSpec((4, 3, 16, 16))], ["freeze stem", "freeze stem, block", "freeze all\nunfreeze stem.1"]),
-    "vit": (tiny_vit, [InputSpec((2, 3, 32, 32))], ["freeze conv_proj, class_token, encoder.pos_embedding, encoder.layers[:2]",
-                                                    "freeze all\nunfreeze heads\nunfreeze type=LayerNorm"]),
+    "convnet": (
+        ConvNet,
+        [InputSpec((4, 3, 16, 16))],
+        ["freeze stem", "freeze stem, block", "freeze all\nunfreeze stem.1"],
+    ),
+    "vit": (
+        tiny_vit,
+        [InputSpec((2, 3, 32, 32))],
+        [
+            "freeze conv_proj, class_token, encoder.pos_embedding, encoder.layers[:2]",
+            "freeze all\nunfreeze heads\nunfreeze type=LayerNorm",
+        ],
+    ),
     "bert": (tiny_bert, [InputSpec((2, 12), ids=True)], ["freeze embeddings, encoder.layer[:1]"]),
-    "llama": (tiny_llama, [InputSpec((2, 12), ids=True)], ["freeze model.embed_tokens, model.layers[:1]"]),
+    "llama": (
+        tiny_llama,
+        [InputSpec((2, 12), ids=True)],
+        ["freeze model.embed_tokens, model.layers[:1]"],
+    ),
 }
 
 
@@ -138,7 +161,12 @@ def test_estimate_changes_nothing_in_the_model() -> None:
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     estimate_cost(freezedsl.plan(model, "freeze block"), model, [(2, 3, 16, 16)], dtype="bf16")
     for n, p in model.named_parameters():
-        assert p.requires_grad == flags[n] and p.grad is None and p.dtype == torch.float32 and p.device.type == "cpu"
+        assert (
+            p.requires_grad == flags[n]
+            and p.grad is None
+            and p.dtype == torch.float32
+            and p.device.type == "cpu"
+        )
         assert torch.equal(p, before[n][1])
     for n, b in model.named_buffers():
         assert torch.equal(b, buffers[n])  # BatchNorm's running stats ran on meta copies
@@ -164,7 +192,7 @@ def test_plan_cost_accepts_shapes_strings_and_tensors() -> None:
     assert a.with_freeze == b.with_freeze == c.with_freeze
     d = a.to_dict()
     for side in ("with_freeze", "without_freeze"):
-        for key in ("forward_flops", "backward_flops", "activation_bytes", "grad_bytes", "optimizer_state_bytes"):
+        for key in COST_FIELDS:
             assert isinstance(d[side][key], int)
 
 

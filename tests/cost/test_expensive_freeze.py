@@ -34,7 +34,7 @@ def test_layernorm_islands_in_frozen_blocks_are_flagged(vit) -> None:
     assert d.obj == "encoder.layers.encoder_layer_0.ln_1.weight"
     assert d.extra["stop_without"] == "encoder.layers.encoder_layer_6.ln_1"
     assert len(d.extra["islands"]) == 6 * 4  # ln_1 and ln_2 (weight, bias) of the 6 frozen blocks
-    expected = (GOLDEN / "fz340_vit.txt")
+    expected = GOLDEN / "fz340_vit.txt"
     if os.environ.get("UPDATE_GOLDEN"):
         expected.write_text(d.format() + "\n")
     assert d.format() + "\n" == expected.read_text()
