@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
     from freezedsl.pipeline import Schedule, param_groups
+    from freezedsl.planning.cost import cost
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ _LAZY = {
     "plan": "freezedsl.api",
     "rules_from": "freezedsl.api",
     "Schedule": "freezedsl.pipeline",
+    "cost": "freezedsl.planning.cost",
     "param_groups": "freezedsl.pipeline",
 }
 _SUBMODULES = ("api", "syntax")  # attributes that `import freezedsl` used to bind as a side effect
@@ -67,6 +69,7 @@ __all__ = [
     "__version__",
     "apply",
     "compile",
+    "cost",
     "format",
     "load",
     "param_groups",

@@ -363,7 +363,7 @@ def trainable_map(plan: Plan) -> dict[str, bool]:
 def estimate_cost(
     plan: Plan,
     model: torch.nn.Module,
-    inputs: Sequence[Any],
+    inputs: Any,
     *,
     dtype: str | None = None,
     optimizer: str | None = None,
@@ -373,7 +373,7 @@ def estimate_cost(
 ) -> CostEstimate:
     """Estimate one training step of ``model`` with ``plan``'s freeze and without it.
 
-    ``inputs``: positional inputs, each an :class:`InputSpec`, a shape tuple (floats),
+    ``inputs``: one input or a list of positional inputs, each an :class:`InputSpec`, a shape tuple (floats),
     a string ``"128x3x224x224"`` (``"ids:8x512"`` for int64 token ids) or an example
     tensor (only its shape and kind count: integer tensors are token ids). ``dtype``
     (``bf16``/``fp16``/``fp32``, default: the model's) casts weights and float inputs
@@ -381,7 +381,7 @@ def estimate_cost(
     multi-tensor optimizer step (its default on CUDA; CPU steps loop over tensors).
     With ``check``, the FZ340 check (:mod:`freezedsl.lint.cost`) runs too.
     """
-    specs = tuple(_spec(i) for i in inputs)
+    specs = tuple(_spec(i) for i in as_inputs(inputs))
     if not specs:
         raise UsageError(
             "the cost estimate needs at least one input shape (e.g. --input 8x3x224x224)"
@@ -410,6 +410,24 @@ def estimate_cost(
 
         result.findings.extend(check_expensive_freeze(plan, model, result, **kw))
     return result
+
+
+def as_inputs(example_inputs: Any) -> list[Any]:
+    """One input (a shape tuple, a string, a tensor) or a list/tuple of them, as a list."""
+    if isinstance(example_inputs, list):
+        return example_inputs
+    if isinstance(example_inputs, tuple) and not all(isinstance(d, int) for d in example_inputs):
+        return list(example_inputs)
+    return [example_inputs]
+
+
+def cost(
+    model: torch.nn.Module, rules: Any, example_inputs: Any, *, dtype: str | None = None, optimizer: str | None = None
+) -> CostEstimate:
+    """``freezedsl.cost(model, rules, inputs)``: ``freezedsl.plan(model, rules).cost(inputs)``."""
+    from freezedsl.api import plan
+
+    return estimate_cost(plan(model, rules), model, example_inputs, dtype=dtype, optimizer=optimizer)
 
 
 def _spec(value: Any) -> InputSpec:

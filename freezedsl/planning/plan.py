@@ -241,8 +241,7 @@ class Plan:
         """One training step's cost with this freeze and without it (see freezedsl.planning.cost)."""
         from freezedsl.planning.cost import estimate_cost
 
-        inputs = example_inputs if isinstance(example_inputs, (list, tuple)) and not _is_shape(example_inputs) else [example_inputs]
-        return estimate_cost(self, self._index.module_objects[0], inputs, dtype=dtype, optimizer=optimizer)
+        return estimate_cost(self, self._index.module_objects[0], example_inputs, dtype=dtype, optimizer=optimizer)
 
     @property
     def frozen(self) -> list[str]:
@@ -275,10 +274,6 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"<freezedsl.Plan {self.program.path or '<rules>'} on {self.model_class}: {len(self._index.objects)} tensors>"
-
-
-def _is_shape(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(d, int) for d in value)
 
 
 def _pct(part: int, total: int) -> float:

@@ -126,3 +126,22 @@ def test_bench_bad_options_are_one_line_exit_2(rules: str, args: list[str], mess
 def test_bench_cuda_without_a_gpu_says_so(rules: str) -> None:
     out = invoke("bench", rules, CNN, "--input", "8x1x8x8", "--device", "cuda")
     assert out.exit_code == 2 and "CUDA is not available here (use --device cpu)" in out.output
+
+
+def test_progress_bar_draws_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from freezedsl.bench import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, drawn in ((Tty(), True), (io.StringIO(), False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        bar = Progress(4, "bench")
+        for _ in range(4):
+            bar()
+        text = stream.getvalue()
+        assert ("4/4" in text and text.endswith("\n")) is drawn
+        assert bool(text) is drawn

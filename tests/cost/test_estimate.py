@@ -190,6 +190,9 @@ def test_plan_cost_accepts_shapes_strings_and_tensors() -> None:
     b = plan.cost(["8x16"])
     c = plan.cost(torch.zeros(8, 16))
     assert a.with_freeze == b.with_freeze == c.with_freeze
+    assert freezedsl.cost(model, "freeze 0", (8, 16)).with_freeze == a.with_freeze
+    two = plan.cost([(8, 16)])  # a list of inputs: the same single input
+    assert two.with_freeze == a.with_freeze
     d = a.to_dict()
     for side in ("with_freeze", "without_freeze"):
         for key in COST_FIELDS:
