@@ -911,7 +911,7 @@ an EMA or a reloaded checkpoint), the weights that were meant to stay fixed did 
 """,
         example="""
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-... train ...
+...                                   # train for a while
 model.backbone.requires_grad_(False)
 opt.zero_grad(set_to_none=False)
 """,

@@ -1,0 +1,265 @@
+"""Every fenced code block of README.md and docs/*.md is checked (rules: tests/docs/blocks.py).
+
+Pages and blocks are discovered when the tests are collected, so a block someone adds
+to any page is run by the next test session without touching this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .blocks import REPO, Block, Command, commands, extract, matches, normalise, pages
+
+PAGES = pages()
+TIMEOUT = 300  # seconds per command; a CLI command here takes a few seconds
+
+
+def _id(page: Path) -> str:
+    return str(page.relative_to(REPO))
+
+
+def _sandbox(tmp: Path) -> Path:
+    """A working directory where the docs' relative paths (rules/, examples/) resolve."""
+    for name in ("rules", "examples", "grammar"):
+        (tmp / name).symlink_to(REPO / name, target_is_directory=True)
+    return tmp
+
+
+# ------------------------------------------------------------------ running a page
+
+
+def _shell_env() -> dict[str, str]:
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.pop("FREEZEDSL_DEBUG", None)
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "100"
+    return env
+
+
+def _rewrite(cmd: Command) -> str:
+    """The command line with ``.venv/bin/X`` and ``python`` pointing at this interpreter."""
+    line = cmd.line
+    bindir = Path(sys.executable).parent
+    for prefix in (".venv/bin/", "./.venv/bin/"):
+        if line.startswith(prefix):
+            return str(bindir / line[len(prefix):])
+    if cmd.program in ("python", "python3"):
+        return sys.executable + line[len(cmd.argv[0]):] if line.startswith(cmd.argv[0]) else line
+    return line
+
+
+def _run_command(cmd: Command, cwd: Path) -> str | None:
+    """Run one transcript command; the problem as text, or None when it is as shown."""
+    proc = subprocess.run(
+        ["bash", "-c", _rewrite(cmd) + " 2>&1"],
+        check=False,
+        cwd=cwd,
+        env=_shell_env(),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    actual = normalise(proc.stdout, cwd)
+    if cmd.expected:
+        if matches(cmd.expected, actual):
+            return None
+        shown = "\n".join(cmd.expected)
+        got = "\n".join(actual)
+        return f"$ {cmd.line}\n--- shown in the docs:\n{shown}\n--- printed (exit {proc.returncode}):\n{got}"
+    if proc.returncode not in (0, 1):
+        return f"$ {cmd.line}\nexited with {proc.returncode}:\n" + "\n".join(actual[-20:])
+    return None
+
+
+def _parse_only(cmd: Command) -> str | None:
+    """Check a ``freezedsl`` command's options with click, without running it."""
+    import click
+
+    from freezedsl.commands import main
+
+    argv = cmd.argv
+    if cmd.program != "freezedsl":
+        return None
+    args = argv[1:]
+    ctx = click.Context(main, info_name="freezedsl")
+    sub = main.get_command(ctx, args[0]) if args else None
+    if sub is None:
+        return f"$ {cmd.line}\nno such freezedsl command"
+    try:
+        sub.make_context(args[0], args[1:], parent=ctx)
+    except click.exceptions.Exit:
+        return None
+    except click.ClickException as e:
+        return f"$ {cmd.line}\ndoes not parse: {e.format_message()}"
+    return None
+
+
+def _exec_python(block: Block, namespace: dict[str, object]) -> str | None:
+    try:
+        exec(compile(block.text, block.where, "exec"), namespace)  # noqa: S102 - our own docs
+    except Exception as e:  # noqa: BLE001 - report every failing block of the page, not just the first
+        import traceback
+
+        tb = traceback.format_exception(e)
+        return f"python block raised:\n{''.join(tb[-6:])}"
+    return None
+
+
+def run_page(page: Path, sandbox: Path) -> list[str]:
+    """Run the python and shell blocks of one page in order; the problems found."""
+    problems: list[str] = []
+    namespace: dict[str, object] = {"__name__": "__doc_block__"}
+    for block in extract(page):
+        if block.marker == "skip" or block.rule_code is not None:
+            continue
+        if block.kind == "python":
+            problem = _exec_python(block, namespace)
+            if problem:
+                problems.append(f"{block.where}: {problem}")
+        elif block.kind == "shell":
+            for cmd in commands(block):
+                if not cmd.runnable:
+                    continue
+                problem = _parse_only(cmd) if block.marker == "parse-only" else _run_command(cmd, sandbox)
+                if problem:
+                    problems.append(f"{block.where}: {problem}")
+    return problems
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_page_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox = _sandbox(tmp_path)
+    monkeypatch.chdir(sandbox)
+    monkeypatch.syspath_prepend(str(sandbox))
+    problems = run_page(page, sandbox)
+    assert not problems, "\n\n".join(problems)
+
+
+# ------------------------------------------------------------------ blocks that only parse
+
+
+def _data_blocks() -> list[Block]:
+    return [
+        b
+        for page in PAGES
+        for b in extract(page)
+        if b.kind in ("frz", "toml", "json", "yaml") and b.marker != "skip" and b.rule_code is None
+    ]
+
+
+@pytest.mark.parametrize("block", _data_blocks(), ids=lambda b: b.where)
+def test_data_block_parses(block: Block) -> None:
+    if block.kind == "frz":
+        from freezedsl.syntax.parser import parse
+
+        parse(block.text, path=block.where)
+    elif block.kind == "toml":
+        tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+        tomllib.loads(block.text)
+    elif block.kind == "json":
+        json.loads(block.text)
+    else:
+        yaml = pytest.importorskip("yaml")
+        yaml.safe_load(block.text)
+
+
+# ------------------------------------------------------------------ lint rule examples
+
+
+def _rule_examples() -> list[Block]:
+    return [b for page in PAGES for b in extract(page) if b.rule_code is not None]
+
+
+@pytest.mark.parametrize("block", _rule_examples(), ids=lambda b: f"{b.where}-{b.rule_code}-{b.label}")
+def test_lint_rule_example(block: Block) -> None:
+    """Each rule's Example shows the mistake and its Use instead is clean: static codes
+    (FZ0xx for Python, FZ2xx) are linted and must fire exactly on the Example; rule-file
+    examples (FZ1xx) must parse, except FZ001's, which must not; the runtime examples
+    (FZ3xx, fragments of a training script) must be valid Python or a shell command."""
+    code = block.rule_code
+    assert code is not None
+    bad = block.label == "Example"
+    if block.kind == "python" and (code.startswith("FZ2") or code == "FZ002"):
+        from freezedsl.lint.static import check_source
+
+        found = {d.code for d in check_source("example.py", block.text)}
+        assert (code in found) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {found}"
+    elif block.kind == "python":
+        compile(block.text, block.where, "exec")
+    elif block.kind == "shell":
+        for cmd in commands(block):
+            assert _parse_only(cmd) is None
+    else:
+        from freezedsl.errors import RuleSyntaxError
+        from freezedsl.syntax.parser import parse
+
+        if code == "FZ001" and bad:
+            with pytest.raises(RuleSyntaxError):
+                parse(block.text, path=block.where)
+        else:
+            parse(block.text, path=block.where)
+
+
+# ------------------------------------------------------------------ the harness itself
+
+
+def test_every_page_has_blocks_found() -> None:
+    assert (REPO / "README.md") in PAGES
+    assert sum(len(extract(p)) for p in PAGES) > 50
+
+
+def test_extract_finds_indented_fences_and_markers(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    text = (
+        "# T\n\n* item\n\n  ```console\n  $ freezedsl --version\n  ```\n\n"
+        "<!-- doc-test: skip (needs GPUs) -->\n```python\nraise SystemExit\n```\n"
+        "#### FZ201 x\n\n**Example**\n\n```python\nx = 1\n```\n"
+    )
+    found = extract(page, text)
+    assert [(b.line, b.kind, b.marker) for b in found] == [(5, "shell", None), (10, "python", "skip"), (17, "python", None)]
+    assert found[0].text == "$ freezedsl --version\n"
+    assert (found[2].heading, found[2].label) == ("FZ201 x", "Example")
+
+
+def test_markers_need_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reason"):
+        extract(tmp_path / "p.md", "<!-- doc-test: skip -->\n```python\n```\n")
+    with pytest.raises(ValueError, match="unknown"):
+        extract(tmp_path / "p.md", "<!-- doc-test: maybe (x) -->\n```python\n```\n")
+
+
+def test_untagged_blocks_are_classified(tmp_path: Path) -> None:
+    text = "```\n# a.frz\nfreeze fc\n```\n```\n$ make demo\n```\n```\ngrammar/  the syntax\n```\n"
+    assert [b.kind for b in extract(tmp_path / "p.md", text)] == ["frz", "shell", "text"]
+
+
+def test_transcript_commands_and_elision() -> None:
+    block = Block(Path("p.md"), 1, "console", "$ a \\\n  b\nout\n\n$ c\n", None, "", None)
+    assert [(c.line, c.expected) for c in commands(block)] == [("a b", ["out"]), ("c", [])]
+    assert matches(["x", "...", "z"], ["x", "y1", "y2", "z"])
+    assert matches(["x", "...", "z"], ["x", "z"])
+    assert not matches(["x", "...", "z"], ["x", "y"])
+    assert matches(["did you mean 'a', ...?"], ["did you mean 'a', 'b' or 'c'?"])
+    assert not matches(["a"], ["a", "b"])
+    assert normalise("\x1b[1m/tmp/s/x.frz\x1b[0m  \n\n", Path("/tmp/s")) == ["x.frz"]
+
+
+def test_a_wrong_transcript_is_reported(tmp_path: Path) -> None:
+    cmd = Command("echo hello", ["goodbye"])
+    problem = _run_command(cmd, tmp_path)
+    assert problem is not None and "goodbye" in problem and "hello" in problem
+    assert _run_command(Command("echo hello", ["hello"]), tmp_path) is None
+    assert _parse_only(Command("freezedsl show --no-such-flag m", [])) is not None
+    assert _parse_only(Command("freezedsl show torchvision.models:resnet18 --depth 1", [])) is None
