@@ -6,8 +6,10 @@ to any page is run by the next test session without touching this file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +167,10 @@ def test_data_block_parses(block: Block) -> None:
         from freezedsl.syntax.parser import parse
 
         parse(block.text, path=block.where)
+        copied = re.fullmatch(r"#\s*(\S+\.frz)", block.text.splitlines()[0].strip())
+        if copied and (REPO / copied.group(1)).is_file():  # "# rules/resnet.frz": a copy of that file
+            file_text = (REPO / copied.group(1)).read_text(encoding="utf-8")
+            assert _statements(block.text) == _statements(file_text), f"{block.where} differs from {copied.group(1)}"
     elif block.kind == "toml":
         tomllib = pytest.importorskip("tomllib")  # Python 3.11+
         tomllib.loads(block.text)
@@ -173,6 +179,26 @@ def test_data_block_parses(block: Block) -> None:
     else:
         yaml = pytest.importorskip("yaml")
         yaml.safe_load(block.text)
+
+
+def _statements(text: str) -> list[str]:
+    """The statements of rule text, comments and spacing aside."""
+    return [" ".join(line.split("#", 1)[0].split()) for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_make_demo_runs_commands_the_readme_shows() -> None:
+    """``make demo``'s commands are transcripts in README.md, so their output is checked there."""
+    lines = (REPO / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = lines.index("demo: $(STAMP)") + 1
+    recipe = []
+    for line in lines[start:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip().replace("$(BIN)/", ".venv/bin/"))
+    shown = [c.line for b in extract(REPO / "README.md") if b.kind == "shell" for c in commands(b) if c.expected]
+    assert recipe, "no demo recipe found"
+    for cmd in recipe:
+        assert cmd in shown, f"make demo runs {cmd!r}, which README.md does not show with its output"
 
 
 # ------------------------------------------------------------------ lint rule examples
@@ -194,22 +220,46 @@ def test_lint_rule_example(block: Block) -> None:
     if block.kind == "python" and (code.startswith("FZ2") or code == "FZ002"):
         from freezedsl.lint.static import check_source
 
-        found = {d.code for d in check_source("example.py", block.text)}
-        assert (code in found) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {found}"
+        codes = {d.code for d in check_source("example.py", block.text)}
+        assert (code in codes) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {codes}"
     elif block.kind == "python":
         compile(block.text, block.where, "exec")
     elif block.kind == "shell":
         for cmd in commands(block):
             assert _parse_only(cmd) is None
-    else:
+    elif code == "FZ001":
         from freezedsl.errors import RuleSyntaxError
         from freezedsl.syntax.parser import parse
 
-        if code == "FZ001" and bad:
+        if bad:
             with pytest.raises(RuleSyntaxError):
                 parse(block.text, path=block.where)
         else:
             parse(block.text, path=block.where)
+    else:  # FZ1xx: rule-file checks, with the model that has the names the examples use
+        from freezedsl.lint.rulefiles import check_source as check_rules
+
+        found = {d.code: d.message for d in check_rules("example.frz", block.text, model=_example_model())}
+        assert (code in found) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {found}"
+        # a Use instead is clean; an Example may show related mistakes, but names that exist
+        others = {c: m for c, m in found.items() if c != code and (not bad or c == "FZ110")}
+        assert not others, f"{block.where}: other findings {others}"
+
+
+@functools.cache
+def _example_model() -> object:
+    """A ResNet-18 (conv1 ... layer4, fc) plus the names the FZ1xx examples use: a GPT-style
+    ``transformer.wte`` tied to ``lm_head``, and ``blocks.0`` ... ``blocks.11``."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        model = torchvision.models.resnet18()
+        model.transformer = torch.nn.Module()
+        model.transformer.wte = torch.nn.Embedding(10, 4)
+        model.lm_head = torch.nn.Linear(4, 10, bias=False)
+        model.lm_head.weight = model.transformer.wte.weight
+        model.blocks = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(12)))
+    return model
 
 
 # ------------------------------------------------------------------ the harness itself

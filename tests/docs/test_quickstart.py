@@ -23,7 +23,7 @@ def test_unknown_attribute_still_raises() -> None:
     import freezedsl
 
     with pytest.raises(AttributeError, match="no attribute 'lnt'"):
-        _ = freezedsl.lnt  # type: ignore[attr-defined]
+        _ = freezedsl.lnt
 
 
 def test_optimizer_built_before_the_freeze_is_reported() -> None:
