@@ -571,12 +571,14 @@ after construction and two optimizers over overlapping parameter lists are not c
 by torch.
 """,
         example="""
-opt = torch.optim.SGD([{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}])
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+# a head group added by hand (add_param_group would refuse the overlap):
+opt.param_groups.append({**opt.defaults, "params": list(model.fc.parameters()), "lr": 1e-2})
 """,
         use_instead="""
 head = set(model.fc.parameters())
 body = [p for p in model.parameters() if p not in head]
-opt = torch.optim.SGD([{"params": body}, {"params": list(head), "lr": 1e-2}])
+opt = torch.optim.SGD([{"params": body}, {"params": list(head), "lr": 1e-2}], lr=0.1)
 """,
     )
 )

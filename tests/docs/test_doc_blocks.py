@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,8 +213,9 @@ def _rule_examples() -> list[Block]:
 def test_lint_rule_example(block: Block) -> None:
     """Each rule's Example shows the mistake and its Use instead is clean: static codes
     (FZ0xx for Python, FZ2xx) are linted and must fire exactly on the Example; rule-file
-    examples (FZ1xx) must parse, except FZ001's, which must not; the runtime examples
-    (FZ3xx, fragments of a training script) must be valid Python or a shell command."""
+    examples (FZ1xx) are linted against a model with their names (FZ001's Example must
+    not parse); the runtime examples in RUNTIME_RUN run on a small model and optimizer and
+    are checked with ``freezedsl.lint.check``; the rest must be valid Python or commands."""
     code = block.rule_code
     assert code is not None
     bad = block.label == "Example"
@@ -221,6 +223,13 @@ def test_lint_rule_example(block: Block) -> None:
         from freezedsl.lint.static import check_source
 
         codes = {d.code for d in check_source("example.py", block.text)}
+        assert (code in codes) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {codes}"
+    elif block.kind == "python" and code in RUNTIME_RUN:
+        namespace = _runtime_namespace()
+        exec(compile(block.text, block.where, "exec"), namespace)  # noqa: S102 - our own docs
+        import freezedsl.lint
+
+        codes = {d.code for d in freezedsl.lint.check(namespace["model"], namespace["opt"])}
         assert (code in codes) == bad, f"{block.where}: {code} {'not ' if bad else ''}reported: {codes}"
     elif block.kind == "python":
         compile(block.text, block.where, "exec")
@@ -244,6 +253,51 @@ def test_lint_rule_example(block: Block) -> None:
         # a Use instead is clean; an Example may show related mistakes, but names that exist
         others = {c: m for c, m in found.items() if c != code and (not bad or c == "FZ110")}
         assert not others, f"{block.where}: other findings {others}"
+
+
+#: Runtime rules whose examples run here, on :func:`_runtime_namespace`'s small model and
+#: optimizer, followed by ``freezedsl.lint.check(model, opt)``. The others need a process
+#: group (FZ308 DDP, FZ309 FSDP) or observed training steps (FZ311) and only compile.
+RUNTIME_RUN = frozenset({"FZ301", "FZ302", "FZ303", "FZ304", "FZ305", "FZ306", "FZ307", "FZ310"})
+
+
+def _runtime_namespace() -> dict[str, object]:
+    """What the FZ3xx examples assume: ``model`` (``embed``, ``blocks``, ``backbone``
+    with a BatchNorm, ``layer4``, head ``fc``), ``opt`` (SGD with momentum over all of
+    it), ``loss`` from one forward pass, and the names they use."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        checkpoint_wrapper,
+    )
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Conv2d(3, 3, 1)
+            self.blocks = nn.ModuleList([nn.Conv2d(3, 3, 1)])
+            self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+            self.layer4 = nn.Linear(8, 512)
+            self.fc = nn.Linear(512, 10)
+
+        def forward(self, x: Any) -> Any:
+            x = self.blocks[0](self.embed(x))
+            return self.fc(self.layer4(self.backbone(x).flatten(1)))
+
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss = model(torch.randn(2, 3, 8, 8)).sum()
+    return {
+        "torch": torch,
+        "nn": nn,
+        "model": model,
+        "opt": opt,
+        "loss": loss,
+        "checkpoint_wrapper": checkpoint_wrapper,
+        "CheckpointImpl": CheckpointImpl,
+    }
 
 
 @functools.cache
