@@ -10,7 +10,7 @@ README.md, section Tests):
   temporary directory where ``rules/`` and ``examples/`` are reachable.
 * ```` ```console ````/```` ```sh ```` blocks, and any block whose lines start with
   ``$ ``, are terminal transcripts: every ``$ freezedsl ...``, ``$ .venv/bin/freezedsl
-  ...``, ``$ python ...`` and ``$ echo ...`` command runs in the same directory, and
+  ...``, ``$ python ...``, ``$ echo ...``/``$ printf ...`` command runs in the same directory, and
   the lines after a command (if any) must equal what it prints (stdout and stderr
   together). A line ``...`` stands for any number of lines, and ``...`` inside a line
   for any text. A command shown without output must exit with 0 or 1 (never 2, a
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 RULE_KEYWORDS = frozenset({"freeze", "unfreeze", "expect", "convert", "lr", "weight_decay", "at"})
 SHELL_LANGS = frozenset({"console", "sh", "shell", "bash", "shell-session"})
 #: Programs a transcript may run; anything else (make, torchrun, pip) is shown, not run.
-RUNNABLE = frozenset({"freezedsl", "python", "python3", "echo", "cat"})
+RUNNABLE = frozenset({"freezedsl", "python", "python3", "echo", "printf", "cat"})
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<kind>[a-z-]+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->\s*$")
