@@ -133,3 +133,16 @@ def test_frozen_batchnorm_timm_model_shows_states() -> None:
     model.layer1.requires_grad_(False)
     text = render_tree(build_index(model), depth=2)
     assert "[0..1] layer1.0..1  BasicBlock x2  147,968  frozen  (73,984 each)" in text
+
+
+def test_clip_logit_scale_is_a_root_row() -> None:
+    text_cfg = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    cfg = transformers.CLIPConfig(
+        text_config={**text_cfg, "vocab_size": 49408, "max_position_embeddings": 16},
+        vision_config={**text_cfg, "image_size": 32, "patch_size": 8},
+        projection_dim=8,
+    )
+    with torch.device("meta"):
+        model = transformers.CLIPModel(cfg)
+    text = render_tree(build_index(model), depth=1)
+    assert text.splitlines()[-1] == "└── logit_scale  []  1  trainable"
