@@ -101,7 +101,7 @@ def _looks_like_rules(text: str) -> bool:
 
 def pages() -> list[Path]:
     """README.md and every docs/*.md, found afresh so new pages are tested too."""
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def extract(page: Path, text: str | None = None) -> list[Block]:
