@@ -28,9 +28,12 @@ def _id(page: Path) -> str:
 
 
 def _sandbox(tmp: Path) -> Path:
-    """A working directory where the docs' relative paths (rules/, examples/) resolve."""
+    """A working directory where the docs' relative paths (rules/, examples/) resolve;
+    copies, so that a block writing there cannot change the repository."""
+    import shutil
+
     for name in ("rules", "examples", "grammar"):
-        (tmp / name).symlink_to(REPO / name, target_is_directory=True)
+        shutil.copytree(REPO / name, tmp / name, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp
 
 
@@ -59,8 +62,29 @@ def _rewrite(cmd: Command) -> str:
     return line
 
 
-def _run_command(cmd: Command, cwd: Path) -> str | None:
-    """Run one transcript command; the problem as text, or None when it is as shown."""
+_SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~]")
+
+
+def _in_process(cmd: Command) -> bool:
+    """A plain ``freezedsl ARGS`` line (no redirection, pipe or expansion) runs through
+    click's CliRunner in this process: the same command code and output, without paying
+    for a fresh interpreter importing torch for each of the docs' commands (seconds each;
+    the console script itself is tested in tests/core/test_startup.py)."""
+    code = cmd.line.split(" #", 1)[0]
+    return cmd.program == "freezedsl" and not _SHELL_SYNTAX.search(code.replace("'", "").replace('"', ""))
+
+
+def _invoke(cmd: Command, cwd: Path) -> tuple[int, str]:
+    if _in_process(cmd):
+        from click.testing import CliRunner
+
+        from freezedsl.commands import main
+
+        assert Path.cwd() == cwd, "in-process commands run in the page's sandbox"
+        result = CliRunner().invoke(main, cmd.argv[1:], prog_name="freezedsl", color=False)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.output
     proc = subprocess.run(
         ["bash", "-c", _rewrite(cmd) + " 2>&1"],
         check=False,
@@ -71,15 +95,21 @@ def _run_command(cmd: Command, cwd: Path) -> str | None:
         text=True,
         timeout=TIMEOUT,
     )
-    actual = normalise(proc.stdout, cwd)
+    return proc.returncode, proc.stdout
+
+
+def _run_command(cmd: Command, cwd: Path) -> str | None:
+    """Run one transcript command; the problem as text, or None when it is as shown."""
+    returncode, output = _invoke(cmd, cwd)
+    actual = normalise(output, cwd)
     if cmd.expected:
         if matches(cmd.expected, actual):
             return None
         shown = "\n".join(cmd.expected)
         got = "\n".join(actual)
-        return f"$ {cmd.line}\n--- shown in the docs:\n{shown}\n--- printed (exit {proc.returncode}):\n{got}"
-    if proc.returncode not in (0, 1):
-        return f"$ {cmd.line}\nexited with {proc.returncode}:\n" + "\n".join(actual[-20:])
+        return f"$ {cmd.line}\n--- shown in the docs:\n{shown}\n--- printed (exit {returncode}):\n{got}"
+    if returncode not in (0, 1):
+        return f"$ {cmd.line}\nexited with {returncode}:\n" + "\n".join(actual[-20:])
     return None
 
 
@@ -360,10 +390,15 @@ def test_transcript_commands_and_elision() -> None:
     assert normalise("\x1b[1m/tmp/s/x.frz\x1b[0m  \n\n", Path("/tmp/s")) == ["x.frz"]
 
 
-def test_a_wrong_transcript_is_reported(tmp_path: Path) -> None:
+def test_a_wrong_transcript_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     cmd = Command("echo hello", ["goodbye"])
     problem = _run_command(cmd, tmp_path)
     assert problem is not None and "goodbye" in problem and "hello" in problem
     assert _run_command(Command("echo hello", ["hello"]), tmp_path) is None
+    assert _in_process(Command("freezedsl rule FZ204  # explain", []))
+    assert not _in_process(Command("freezedsl check s.frz > out.txt", []))
+    bad = _run_command(Command("freezedsl rule FZ999", ["FZ999 (no-such-rule)"]), tmp_path)
+    assert bad is not None and "exit 2" in bad
     assert _parse_only(Command("freezedsl show --no-such-flag m", [])) is not None
     assert _parse_only(Command("freezedsl show torchvision.models:resnet18 --depth 1", [])) is None
