@@ -7,7 +7,8 @@ Three things keep the tree readable on real models (why each exists):
   ``params=True``; otherwise their elements count in the parent's size but appear
   nowhere, and they cannot be found to write a rule about. Leaf modules' own
   ``weight``/``bias`` stay hidden unless ``params=True``.
-* ``root="blocks.3"`` shows one subtree, with paths as the rules spell them.
+* ``root="blocks.3"`` (or ``blocks[3]``) shows one subtree, with paths as the rules
+  spell them.
 * Runs of consecutively numbered siblings (``layers.0``, ``layers.1``, ...) with the
   same structure (class, submodule names and classes, parameter names, shapes and
   trainable/frozen flags, all the way down) are collapsed into one row, ``[0..31] layers.0..31  LlamaDecoderLayer x32``, followed by
@@ -18,6 +19,7 @@ Three things keep the tree readable on real models (why each exists):
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,10 +55,11 @@ def _describe(total: int, train: int) -> str:
 
 
 def resolve_root(index: ModelIndex, path: str) -> int:
-    """The module number of ``path`` (``blocks.3``, ``layer4.0.conv1``); UsageError if none."""
+    """The module number of ``path`` (``blocks.3``, ``blocks[3]``, ``layer4.0.conv1``);
+    UsageError if none."""
     j = 0
     done: list[str] = []
-    for seg in path.split("."):
+    for seg in re.sub(r"\[(\d+)\]", r".\1", path).split("."):
         ref = index.child(j, seg) if seg else None
         if ref is None or ref < 0:
             where = ".".join(done) or index.model_class

@@ -96,6 +96,7 @@ def test_root_shows_one_subtree() -> None:
     assert text.splitlines()[0].startswith("model.layers.2  LlamaDecoderLayer  9,280 params")
     assert "model.layers.2.self_attn.q_proj  Linear" in text
     assert "model.layers.1" not in text
+    assert render_tree(build_index(model), root="model.layers[2]") == text
 
 
 @pytest.mark.parametrize(
