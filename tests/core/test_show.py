@@ -7,9 +7,11 @@ review); the counting properties are checked against the model itself.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
 
 from freezedsl.commands import main
 from freezedsl.errors import UsageError
@@ -17,6 +19,7 @@ from freezedsl.planning.index import build_index
 from freezedsl.planning.tree import render_tree
 
 from .conftest import check_golden
+from .strategies import build, tree_specs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -24,7 +27,7 @@ timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")
 
 
-def tiny_llama(layers: int = 32) -> torch.nn.Module:
+def tiny_llama(layers: int = 32) -> Any:
     cfg = transformers.LlamaConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -37,7 +40,7 @@ def tiny_llama(layers: int = 32) -> torch.nn.Module:
         return transformers.LlamaForCausalLM(cfg)
 
 
-def vit() -> torch.nn.Module:
+def vit() -> Any:
     with torch.device("meta"):
         return timm.create_model("vit_tiny_patch16_224", pretrained=False)
 
@@ -147,3 +150,38 @@ def test_clip_logit_scale_is_a_root_row() -> None:
         model = transformers.CLIPModel(cfg)
     text = render_tree(build_index(model), depth=1)
     assert text.splitlines()[-1] == "└── logit_scale  []  1  trainable"
+
+
+def _top_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines()[1:] if line.startswith(("├── ", "└── "))]
+
+
+def _size(row: str) -> int:
+    """The element count of a row: the number after the class (module) or the shape (parameter)."""
+    fields = [f.strip() for f in row[4:].split("  ")]
+    numbers = [f for f in fields[1:] if re.fullmatch(r"\d[\d,]*", f)]
+    return int(numbers[0].replace(",", "")) if numbers else 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=tree_specs(ties=False))
+def test_collapsing_hides_nothing(spec: Any) -> None:
+    """On generated trees: the top-level rows count every parameter element once, with
+    and without collapsing; runs [a..b] cover the child indices in order; collapsing
+    never lengthens the output."""
+    model = build(spec, device="meta")
+    index = build_index(model)
+    total = sum(p.numel() for p in model.parameters())
+    for collapse in (True, False):
+        text = render_tree(index, collapse=collapse)
+        rows = _top_rows(text)
+        assert sum(map(_size, rows)) == total
+        covered: list[int] = []
+        for row in rows:
+            label = re.match(r"[├└]── \[(\d+)(?:\.\.(\d+))?\]", row)
+            if label:
+                first, last = int(label[1]), int(label[2] or label[1])
+                assert last > first or label[2] is None
+                covered.extend(range(first, last + 1))
+        assert covered == list(range(len(index.child_modules(0))))
+    assert len(render_tree(index).splitlines()) <= len(render_tree(index, collapse=False).splitlines())

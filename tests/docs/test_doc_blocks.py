@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .blocks import REPO, Block, Command, commands, extract, matches, normalise, pages
 
@@ -402,3 +404,18 @@ def test_a_wrong_transcript_is_reported(tmp_path: Path, monkeypatch: pytest.Monk
     assert bad is not None and "exit 2" in bad
     assert _parse_only(Command("freezedsl show --no-such-flag m", [])) is not None
     assert _parse_only(Command("freezedsl show torchvision.models:resnet18 --depth 1", [])) is None
+
+
+_LINES = st.lists(st.text(alphabet="ab .", max_size=6).map(str.strip), max_size=6)
+
+
+@given(actual=_LINES, data=st.data())
+def test_elision_matches_what_it_elides(actual: list[str], data: st.DataObject) -> None:
+    """Replacing any slice of the printed lines by one ``...`` line still matches; an
+    extra line that is not printed never does."""
+    actual = [line for line in actual if "..." not in line]
+    assert matches(actual, actual)
+    i = data.draw(st.integers(0, len(actual)))
+    j = data.draw(st.integers(i, len(actual)))
+    assert matches([*actual[:i], "...", *actual[j:]], actual)
+    assert not matches([*actual, "not printed"], actual)
