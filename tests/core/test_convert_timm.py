@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import freezedsl
 from freezedsl.errors import SelectionError
 
-torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
 
