@@ -18,6 +18,7 @@ def _randomise_norms(model: torch.nn.Module) -> None:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.weight.copy_(torch.randn(m.num_features, generator=gen))
