@@ -9,8 +9,8 @@ Three things keep the tree readable on real models (why each exists):
   ``weight``/``bias`` stay hidden unless ``params=True``.
 * ``root="blocks.3"`` (or ``blocks[3]``) shows one subtree, with paths as the rules
   spell them.
-* Runs of consecutively numbered siblings (``layers.0``, ``layers.1``, ...) with the
-  same structure (class, submodule names and classes, parameter names, shapes and
+* Runs of consecutively numbered siblings (``layers.0``, ``layers.1``, ...; also
+  ``encoder_layer_0``, ``encoder_layer_1``, ...) with the same structure (class, submodule names and classes, parameter names, shapes and
   trainable/frozen flags, all the way down) are collapsed into one row, ``[0..31] layers.0..31  LlamaDecoderLayer x32``, followed by
   the first one's subtree; ``collapse=False`` lists each. A 32-layer model is then as
   short as a 1-layer one.
@@ -101,13 +101,26 @@ class _Signatures:
         return sig
 
 
+_NUMBERED = re.compile(r"(.*?)(\d+)")
+
+
+def _numbered(seg: str) -> tuple[str, int] | None:
+    """``("", 3)`` for ``3``, ``("encoder_layer_", 3)`` for ``encoder_layer_3``, else None."""
+    m = _NUMBERED.fullmatch(seg)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 def _repeats(index: ModelIndex, sigs: _Signatures, run: list[int], k: int) -> bool:
-    """``k`` continues ``run``: numbered siblings (``layers.4`` after ``layers.3``) of the
-    same structure. Named siblings (``input_layernorm``, ``post_attention_layernorm``)
-    play different parts even when alike, so they are never folded together."""
-    prev, seg = index.module_segs[run[-1]], index.module_segs[k]
+    """``k`` continues ``run``: numbered siblings (``layers.4`` after ``layers.3``,
+    torchvision's ``encoder_layer_4`` after ``encoder_layer_3``) of the same structure.
+    Named siblings (``input_layernorm``, ``post_attention_layernorm``) play different
+    parts even when alike, so they are never folded together."""
+    prev, seg = _numbered(index.module_segs[run[-1]]), _numbered(index.module_segs[k])
     return (
-        prev.isdigit() and seg.isdigit() and int(seg) == int(prev) + 1 and sigs.of(run[0]) == sigs.of(k)
+        prev is not None
+        and seg is not None
+        and seg == (prev[0], prev[1] + 1)
+        and sigs.of(run[0]) == sigs.of(k)
     )
 
 
@@ -169,10 +182,9 @@ def render_tree(
         else:
             last = first + len(run) - 1
             label = f"[{first}..{last}]"
-            base = index.module_paths[child]
-            head_, _, seg0 = base.rpartition(".")
-            segN = index.module_segs[run[-1]]
-            path = f"{head_ + '.' if head_ else ''}{seg0}..{segN}"
+            last_number = _numbered(index.module_segs[run[-1]])
+            assert last_number is not None  # a run is numbered siblings
+            path = f"{index.module_paths[child]}..{last_number[1]}"
             cls = f"{cls} x{len(run)}"
             sizes = [_state(index, k) for k in run]
             ctotal, ctrain = sum(s[1] for s in sizes), sum(s[2] for s in sizes)

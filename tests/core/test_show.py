@@ -185,3 +185,14 @@ def test_collapsing_hides_nothing(spec: Any) -> None:
                 covered.extend(range(first, last + 1))
         assert covered == list(range(len(index.child_modules(0))))
     assert len(render_tree(index).splitlines()) <= len(render_tree(index, collapse=False).splitlines())
+
+
+def test_torchvision_vit_prefixed_numbers_collapse() -> None:
+    """torchvision names ViT blocks ``encoder_layer_0`` ... ``encoder_layer_11``."""
+    with torch.device("meta"):
+        model = torchvision.models.vit_b_16()
+    text = render_tree(build_index(model), root="encoder.layers", depth=1)
+    assert text.splitlines()[1] == (
+        "└── [0..11] encoder.layers.encoder_layer_0..11  EncoderBlock x12  85,054,464  trainable  (7,087,872 each)"
+    )
+    assert "encoder.pos_embedding" in render_tree(build_index(model), root="encoder", depth=1)
