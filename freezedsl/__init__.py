@@ -23,6 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from freezedsl import lint as lint
     from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
     from freezedsl.pipeline import Schedule, param_groups
     from freezedsl.planning.cost import cost
@@ -41,7 +42,9 @@ _LAZY = {
     "cost": "freezedsl.planning.cost",
     "param_groups": "freezedsl.pipeline",
 }
-_SUBMODULES = ("api", "syntax")  # attributes that `import freezedsl` used to bind as a side effect
+# Subpackages reachable as attributes after a plain `import freezedsl` (imported on first
+# use: `freezedsl.lint.assert_ok(...)` works without `import freezedsl.lint`).
+_SUBMODULES = ("api", "syntax", "lint")
 
 
 def __getattr__(name: str) -> Any:

@@ -200,7 +200,11 @@ def _build_replacements(plan: Plan) -> list[tuple[Any, str, Any]]:
         new = made.get(id(old))
         if new is None:
             ref = old.running_mean
-            new = FrozenBatchNorm2d(old.num_features, eps=old.eps).to(device=ref.device, dtype=ref.dtype)
+            if type(old).__name__ == "BatchNormAct2d":  # timm's, as the planner checked
+                new = _frozen_bn_act(old)
+            else:
+                new = FrozenBatchNorm2d(old.num_features, eps=old.eps)
+            new = new.to(device=ref.device, dtype=ref.dtype)
             with torch.no_grad():
                 if old.weight is not None:
                     new.weight.copy_(old.weight.detach())
@@ -212,3 +216,15 @@ def _build_replacements(plan: Plan) -> list[tuple[Any, str, Any]]:
             made[id(old)] = new
         out.append((parent, key, new))
     return out
+
+
+def _frozen_bn_act(old: Any) -> Any:
+    """timm's FrozenBatchNormAct2d for a timm BatchNormAct2d, with the same activation and
+    drop modules (as ``timm.layers.freeze_batch_norm_2d`` does); statistics and affine
+    values are copied by the caller."""
+    from timm.layers import FrozenBatchNormAct2d
+
+    new = FrozenBatchNormAct2d(old.num_features, eps=old.eps)
+    new.drop = old.drop
+    new.act = old.act
+    return new

@@ -387,7 +387,13 @@ def bench_cmd(
 @click.argument("model")
 @model_options
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Show only this many levels.")
-@click.option("--params", "show_params", is_flag=True, help="List parameters under their modules.")
+@click.option("--params", "show_params", is_flag=True, help="List every parameter under its module.")
+@click.option("--root", metavar="PATH", default=None, help="Show only the subtree at this module path (e.g. blocks.3).")
+@click.option(
+    "--collapse/--no-collapse",
+    default=True,
+    help="Fold runs of identical sibling modules into one row [i..j] (default) or list each.",
+)
 @click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
 @click.pass_context
 @handle_errors
@@ -398,6 +404,8 @@ def show_cmd(
     trust_pickle: bool,
     depth: int | None,
     show_params: bool,
+    root: str | None,
+    collapse: bool,
     color: bool | None,
 ) -> None:
     """Print MODEL's module tree: child indices for children[...] and PATH[...],
@@ -407,7 +415,10 @@ def show_cmd(
 
     loaded = _load(model, arch, trust_pickle)
     use_color = _color(ctx, color)
-    click.echo(render_tree(build_index(loaded.module), depth=depth, params=show_params, color=use_color), color=use_color)
+    text = render_tree(
+        build_index(loaded.module), depth=depth, params=show_params, color=use_color, root=root, collapse=collapse
+    )
+    click.echo(text, color=use_color)
 
 
 # ------------------------------------------------------------------ check / fmt

@@ -66,7 +66,7 @@ def test_example_runs(script: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def test_finetune_loop_applies_the_rule_file(tmp_path_factory: pytest.TempPathFactory) -> None:
     result = run(EXAMPLES / "finetune_loop.py", tmp_path_factory)
     assert "rules/resnet.frz" in result.stdout
-    assert "ok    line 9: expect trainable 50%..100%" in result.stdout
+    assert "ok    line 11: expect trainable 50%..100%" in result.stdout
     assert "frozen BatchNorm layers are unchanged; the head trained" in result.stdout
 
 

@@ -48,6 +48,7 @@ parameters that still change. It works like ruff or flake8: codes, `# noqa`,
 
 ## Running
 
+<!-- doc-test: parse-only (src/, train.py and configs/ stand for your own files) -->
 ```console
 $ freezedsl lint src/ rules/                 # static checks of *.py and *.frz
 $ freezedsl lint rules/head.frz --model torchvision.models:resnet18
@@ -254,6 +255,8 @@ def _block(text: str) -> str:
 
 
 def _lang(rule: Rule) -> str:
+    if _block(rule.example).startswith("$ "):  # a command line, not code (FZ312, FZ313)
+        return "console"
     return "python" if rule.code[:3] in ("FZ2", "FZ3") or "python" in rule.name else "text"
 
 

@@ -53,10 +53,10 @@ config that skips training (evaluation only, ``--dry-run``), an early crash, or 
 optimizer that does not subclass ``torch.optim.Optimizer``.
 """,
         example="""
-freezedsl lint train.py --help        # argparse prints help and exits 0
+$ freezedsl lint train.py --help        # argparse prints help and exits 0
 """,
         use_instead="""
-freezedsl lint train.py config.json   # arguments that reach the first training step
+$ freezedsl lint train.py config.json   # arguments that reach the first training step
 """,
     )
 )
@@ -78,10 +78,10 @@ Nothing, or not everything, was checked: a silent pass would be misleading. Long
 loading or model downloads before the first step are the usual cause.
 """,
         example="""
-freezedsl lint train.py big.json --timeout 60
+$ freezedsl lint train.py big.json --timeout 60
 """,
         use_instead="""
-freezedsl lint train.py small.json --timeout 600   # a config that reaches a step sooner
+$ freezedsl lint train.py small.json --timeout 600   # a config that reaches a step sooner
 """,
     )
 )

@@ -571,12 +571,14 @@ after construction and two optimizers over overlapping parameter lists are not c
 by torch.
 """,
         example="""
-opt = torch.optim.SGD([{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}])
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+# a head group added by hand (add_param_group would refuse the overlap):
+opt.param_groups.append({**opt.defaults, "params": list(model.fc.parameters()), "lr": 1e-2})
 """,
         use_instead="""
 head = set(model.fc.parameters())
 body = [p for p in model.parameters() if p not in head]
-opt = torch.optim.SGD([{"params": body}, {"params": list(head), "lr": 1e-2}])
+opt = torch.optim.SGD([{"params": body}, {"params": list(head), "lr": 1e-2}], lr=0.1)
 """,
     )
 )
@@ -911,7 +913,7 @@ an EMA or a reloaded checkpoint), the weights that were meant to stay fixed did 
 """,
         example="""
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-... train ...
+...                                   # train for a while
 model.backbone.requires_grad_(False)
 opt.zero_grad(set_to_none=False)
 """,

@@ -429,15 +429,34 @@ def _tie_conflicts(
     return warnings, ties
 
 
+def convertible(index: ModelIndex, i: int) -> bool:
+    """``convert ... to FrozenBatchNorm2d`` can replace module ``i``: a plain BatchNorm2d
+    with running statistics, or timm's BatchNormAct2d (batch norm fused with its
+    activation; it becomes timm's FrozenBatchNormAct2d, which keeps the activation).
+    Other subclasses are left alone: a frozen plain layer would drop what they add."""
+    if not index.running_stats(i):
+        return False
+    cls = index.classes(i)[:1]
+    return cls == ("BatchNorm2d",) or (
+        cls == ("BatchNormAct2d",) and index.qualname(i) == "timm.layers.norm_act.BatchNormAct2d"
+    )
+
+
 def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]:
     """Module indices a stats/convert statement acts on: norm layers in its scope."""
     sel = ev.select(st.selector, modules=True)
     index = ev.index
     if isinstance(st, ast.Convert):
-        found = [
-            i for i in iter_bits(sel.mmask) if index.classes(i)[:1] == ("BatchNorm2d",) and index.running_stats(i)
-        ]
+        found = [i for i in iter_bits(sel.mmask) if convertible(index, i)]
         what = "BatchNorm2d module with running statistics"
+        if not found and not _all_optional(st.selector):
+            others = sorted({index.classes(i)[0] for i in iter_bits(sel.mmask) if "BatchNorm2d" in index.classes(i)[1:]})
+            if others:
+                what += (
+                    f" that can be converted (its BatchNorm2d subclasses {', '.join(others)} are left alone: "
+                    "FrozenBatchNorm2d would drop what the subclass adds; convert takes BatchNorm2d and "
+                    "timm's BatchNormAct2d)"
+                )
     else:
         found = [i for i in iter_bits(sel.mmask) if index.running_stats(i)]
         what = "norm layer with running statistics (BatchNorm, SyncBatchNorm, InstanceNorm(track_running_stats=True))"

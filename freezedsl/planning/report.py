@@ -75,7 +75,11 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
             f"{len(plan.norm_stats) - len(frozen)} released"
         )
     if plan.conversions:
-        out.append(f"conversions: {len(plan.conversions)} BatchNorm2d -> FrozenBatchNorm2d")
+        counts: dict[str, int] = {}
+        for d in plan.conversions:
+            counts[d.cls] = counts.get(d.cls, 0) + 1
+        parts = [f"{n} {cls} -> Frozen{cls}" + (" (timm)" if cls == "BatchNormAct2d" else "") for cls, n in counts.items()]
+        out.append("conversions: " + ", ".join(parts))
     if plan.scheduled:
         out.append(f"schedule: {plan.scheduled} statements wait for their epoch/step (freezedsl.Schedule)")
     if plan.expectations:

@@ -629,6 +629,12 @@ CASES: list[Case] = [
         argv=("show", CNN, "--depth", "abc"),
     ),
     case(
+        "flag-root-unknown-path",
+        2,
+        "--root featurs: SmallCNN has no submodule 'featurs'; did you mean 'features'?",
+        argv=("show", CNN, "--root", "featurs"),
+    ),
+    case(
         "flag-unknown-option",
         2,
         "No such option '--bogus'",
