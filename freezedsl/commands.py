@@ -100,8 +100,9 @@ _model_options = [
     click.option(
         "--trust-pickle",
         is_flag=True,
-        help="Allow MODEL to be a whole pickled module (torch.save(model)). Unpickling runs "
-        "arbitrary code from the file: use it only for files you trust.",
+        help="Allow MODEL to be a whole pickled module (torch.save(model)) or a TorchScript "
+        "archive (torch.jit.save). Loading either runs code from the file: use it only for "
+        "files you trust.",
     ),
 ]
 
@@ -222,7 +223,7 @@ def apply_cmd(
       torchvision.models:resnet18          an architecture (built on the meta device
                                            unless -o needs real weights)
       weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
-      scripted.pt                          a TorchScript archive
+      scripted.pt --trust-pickle           a TorchScript archive (runs code from the file)
       model.pt --trust-pickle              a whole pickled module (runs code from the file)
 
     Nothing is written when a rule or an `expect` fails; the input is never modified.
@@ -263,7 +264,7 @@ def _check_output(output: str, *inputs: str) -> None:
             raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
     from freezedsl.fsutil import check_target
 
-    check_target(output)
+    check_target(output, probe=True)  # a read-only folder or a too-long name fails now
 
 
 # ------------------------------------------------------------------ show

@@ -4,7 +4,7 @@ A state dict stores values only, so the result of ``freezedsl apply`` would be l
 the next ``load_state_dict``. The manifest records every parameter's requires_grad
 (under every name, tied aliases included) plus the hash of the rules that produced it,
 and :func:`apply_manifest` restores it all-or-nothing. Names are compared in their
-canonical form (:func:`freezedsl.loading.canonical_name`), so a manifest written for a
+canonical form (:func:`freezedsl.loaders.base.canonical_name`), so a manifest written for a
 DDP- or ``torch.compile``-wrapped model fits the plain one.
 """
 
@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
-from freezedsl.loading import atomic_write, canonical_name
+from freezedsl.fsutil import atomic_write
+from freezedsl.loaders.base import canonical_name
 
 __all__ = ["FORMAT", "apply_manifest", "load_manifest", "make_manifest", "save_manifest"]
 

@@ -565,9 +565,9 @@ def test_round_trip_pickle(tmp_path: Path) -> None:
 def test_round_trip_torchscript(tmp_path: Path) -> None:
     src = tmp_path / "in.pt"
     _jit_save(small_cnn(), src)
-    loaded = load_model(str(src))
+    loaded = load_model(str(src), trust_pickle=True)
     assert loaded.kind == "torchscript" and loaded.manifest is None
-    back = _round_trip(loaded, tmp_path / "out.pt")
+    back = _round_trip(loaded, tmp_path / "out.pt", trust_pickle=True)
     assert back.manifest is not None and back.manifest["frozen_count"] > 0
 
 
@@ -614,7 +614,7 @@ def test_round_trip_resnet18(tmp_path: Path, kind: str) -> None:
         _round_trip(loaded, tmp_path / "out.pt", trust_pickle=True)
     else:
         _jit_save(model, src)
-        _round_trip(load_model(str(src)), tmp_path / "out.pt")
+        _round_trip(load_model(str(src), trust_pickle=True), tmp_path / "out.pt", trust_pickle=True)
 
 
 def test_module_exports() -> None:

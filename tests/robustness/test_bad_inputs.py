@@ -493,7 +493,7 @@ CASES: list[Case] = [
         "select-module-without-params",
         2,
         "s.frz:1:8: 1 matches only modules without parameters (ReLU)",
-        argv=("plan", "s.frz", TS),
+        argv=("plan", "s.frz", TS, "--trust-pickle"),
         setup=rules("freeze 1\n"),
     ),
     case(
