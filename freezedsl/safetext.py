@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = ["printable"]
 
 # C0 controls, DEL and C1 controls, plus the invisible bidi and direction marks.
-_ESCAPED = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPED = [*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 _TABLE = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _ESCAPED}
 
 

@@ -5,14 +5,14 @@ checkpoint cannot run code. It can still cost unbounded time or memory with glob
 that *are* allowed: a 798-byte pickle whose dict key is 60 levels of tuples that share
 their items (memo references) makes hashing the key take about 2**60 steps, and a
 387-byte pickle calls ``bytearray(3 << 30)``. :func:`scan_pickle` walks the opcodes
-(:func:`pickletools.genops`, which executes nothing) over a model of the unpickler's
+(a walk over the opcodes that executes nothing) over a model of the unpickler's
 stack that keeps, per object, only its *expanded size* (how many objects a recursive
 walk of it -- hashing, comparing, printing, saving -- visits), its nesting depth and
 the largest integer inside it. The file is refused, before torch sees it, when
 
-* an object's expanded size exceeds :data:`EXPANDED_BASE` + :data:`EXPANDED_PER_OP`
-  times the number of opcodes (plain checkpoints stay far below: sharing in them is
-  a dtype or storage referenced by each tensor);
+* an object's expanded size exceeds :data:`EXPANDED_BASE` + :data:`EXPANDED_PER_BYTE`
+  times the pickle's size in bytes (plain checkpoints stay far below: sharing in them
+  is a dtype or storage referenced by each tensor);
 * objects nest deeper than :data:`MAX_DEPTH` levels;
 * a call that allocates memory in proportion to an integer argument (``bytearray``,
   a tensor class, a storage) or a storage record gets an integer above
@@ -28,14 +28,10 @@ as corrupt, never as an internal error.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
-import pickletools
 import re
 import zipfile
-from collections.abc import Iterator
-from typing import IO
 
 import torch
 
@@ -45,7 +41,7 @@ from freezedsl.loaders.base import exc_text, one_line, quiet
 __all__ = [
     "ALLOC_BASE",
     "EXPANDED_BASE",
-    "EXPANDED_PER_OP",
+    "EXPANDED_PER_BYTE",
     "MAX_DEPTH",
     "PickledObject",
     "load_trusted",
@@ -56,7 +52,7 @@ __all__ = [
 #: Objects a recursive walk of one unpickled object may visit: this plus
 #: :data:`EXPANDED_PER_OP` per opcode of the pickle.
 EXPANDED_BASE = 1_000_000
-EXPANDED_PER_OP = 16
+EXPANDED_PER_BYTE = 4
 #: Deepest nesting of containers in a checkpoint (real ones nest under 20 levels).
 MAX_DEPTH = 200
 #: Largest integer argument of an allocating call, beyond the file's size in bytes.
@@ -66,19 +62,6 @@ ALLOC_BASE = 16 << 20
 # a storage of n elements. Tensor *rebuild* functions are not among them: torch checks
 # their sizes against the storage they view.
 _ALLOCATES = re.compile(r"^(builtins|__builtin__|_codecs)\.|Tensor$|Storage$|\.Parameter$")
-
-_PUSH_ONE = frozenset(
-    "INT BININT BININT1 BININT2 LONG LONG1 LONG4 STRING BINSTRING SHORT_BINSTRING BINBYTES "
-    "SHORT_BINBYTES BINBYTES8 BYTEARRAY8 UNICODE SHORT_BINUNICODE BINUNICODE BINUNICODE8 "
-    "FLOAT BINFLOAT NONE NEWTRUE NEWFALSE EMPTY_TUPLE EMPTY_LIST EMPTY_DICT EMPTY_SET "
-    "PERSID EXT1 EXT2 EXT4 NEXT_BUFFER".split()
-)
-_INTS = frozenset("INT BININT BININT1 BININT2 LONG LONG1 LONG4".split())
-_NO_STACK = frozenset("PROTO FRAME STOP READONLY_BUFFER".split())
-_FROM_MARK = {"TUPLE": True, "LIST": True, "DICT": True, "FROZENSET": True, "INST": True, "OBJ": True}
-_INTO_TOP_FROM_MARK = frozenset({"APPENDS", "SETITEMS", "ADDITEMS"})
-_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
 class _Obj:
@@ -90,189 +73,205 @@ class _Obj:
         self.size = size
         self.depth = depth
         self.top_int = top_int
-        self.name = name  # the global's dotted name, for a GLOBAL / STACK_GLOBAL
+        self.name = name  # the global's dotted name, for a GLOBAL
 
 
 class _Refused(Exception):
     pass
 
 
-class _Scan:
-    def __init__(self, path: str, file_size: int, ops: int) -> None:
-        self.path = path
-        self.alloc_limit = ALLOC_BASE + file_size
-        self.size_limit = EXPANDED_BASE + EXPANDED_PER_OP * ops
-        self.stack: list[_Obj] = []
-        self.marks: list[int] = []
-        self.memo: dict[int, _Obj] = {}
+_CONST = _Obj()  # strings, floats, None, booleans: never containers, never mutated
+# Opcodes of torch's weights_only unpickler, by byte. Anything else ends the scan
+# (torch refuses it with its own error).
+_FIXED_ARG = {ord("K"): 1, ord("M"): 2, ord("J"): 4, ord("G"): 8}
+_INT_ARG = {ord("K"): (1, False), ord("M"): (2, False), ord("J"): (4, True)}
 
-    def pop(self, pos: int) -> _Obj:
-        floor = self.marks[-1] if self.marks else 0
-        if len(self.stack) <= floor:
+
+def _refuse_size(limit: int, pos: int) -> _Refused:
+    return _Refused(
+        f"its pickle builds an object that shares its parts so often that walking it would "
+        f"visit over {limit:,} objects (at byte {pos}); a checkpoint never needs that"
+    )
+
+
+def _scan_one(data: bytes, start: int, path: str, alloc_limit: int) -> int:
+    """Scan the pickle that starts at ``data[start]``; return the offset after its STOP.
+
+    A hand-written walk over the opcodes torch's ``weights_only`` unpickler accepts
+    (``pickletools.genops`` is several times slower than unpickling itself).
+    """
+    size_limit = EXPANDED_BASE + EXPANDED_PER_BYTE * (len(data) - start)
+    stack: list[_Obj] = []
+    marks: list[int] = []
+    memo: dict[int, _Obj] = {}
+    pos = start
+    end = len(data)
+    from_bytes = int.from_bytes
+
+    def pop() -> _Obj:
+        if len(stack) <= (marks[-1] if marks else 0):
             raise _Refused(f"its pickle takes an item from an empty stack at byte {pos}")
-        return self.stack.pop()
+        return stack.pop()
 
-    def pop_mark(self, pos: int) -> list[_Obj]:
-        if not self.marks:
+    def top() -> _Obj:
+        if len(stack) <= (marks[-1] if marks else 0):
+            raise _Refused(f"its pickle takes an item from an empty stack at byte {pos}")
+        return stack[-1]
+
+    def pop_mark() -> list[_Obj]:
+        if not marks:
             raise _Refused(f"its pickle closes a group that was never opened at byte {pos}")
-        floor = self.marks.pop()
-        items = self.stack[floor:]
-        del self.stack[floor:]
+        floor = marks.pop()
+        items = stack[floor:]
+        del stack[floor:]
         return items
 
-    def combine(self, items: list[_Obj], pos: int, into: _Obj | None = None) -> _Obj:
-        size = (into.size if into else 1) + sum(i.size for i in items)
-        depth = max([into.depth - 1 if into else 0, *(i.depth for i in items)]) + 1
-        top = max([into.top_int if into else 0, *(i.top_int for i in items)])
-        if size > self.size_limit:
-            raise _Refused(
-                f"its pickle builds an object that shares its parts so often that walking it "
-                f"would visit over {self.size_limit:,} objects (at byte {pos}); a checkpoint "
-                "never needs that"
-            )
+    def combine(items: list[_Obj], into: _Obj | None = None) -> _Obj:
+        size = (into.size if into is not None else 1) + sum(i.size for i in items)
+        depth = max([into.depth - 1 if into is not None else 0, *(i.depth for i in items)]) + 1
+        big = max([into.top_int if into is not None else 0, *(i.top_int for i in items)])
+        if size > size_limit:
+            raise _refuse_size(size_limit, pos)
         if depth > MAX_DEPTH:
-            raise _Refused(
-                f"its pickle nests objects more than {MAX_DEPTH} levels deep (at byte {pos})"
-            )
+            raise _Refused(f"its pickle nests objects more than {MAX_DEPTH} levels deep (at byte {pos})")
         if into is None:
-            return _Obj(size, depth, top)
-        into.size, into.depth, into.top_int = size, depth, top
+            return _Obj(size, depth, big)
+        into.size, into.depth, into.top_int = size, depth, big
         return into
 
-    def check_alloc(self, call: _Obj, args: _Obj, pos: int, what: str | None = None) -> None:
-        name = what or call.name
-        if name and (what or _ALLOCATES.search(name)) and args.top_int > self.alloc_limit:
+    def check_alloc(name: str | None, args: _Obj) -> None:
+        if name and _ALLOCATES.search(name) and args.top_int > alloc_limit:
             raise _Refused(
                 f"its pickle asks {name} for {args.top_int:,} units of memory (at byte {pos}), "
-                f"more than the file's size allows (limit {self.alloc_limit:,})"
+                f"more than the file's size allows (limit {alloc_limit:,})"
             )
 
-    def step(self, name: str, arg: object, pos: int) -> None:
-        if name in _PUSH_ONE:
-            top = abs(arg) if name in _INTS and isinstance(arg, int) else 0
-            self.stack.append(_Obj(top_int=top))
-        elif name in _NO_STACK:
-            if name == "STOP":
-                self.pop(pos)
-        elif name == "MARK":
-            self.marks.append(len(self.stack))
-        elif name in _FROM_MARK:
-            self.stack.append(self.combine(self.pop_mark(pos), pos))
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = [self.pop(pos) for _ in range(n)]
-            self.stack.append(self.combine(items, pos))
-        elif name == "GLOBAL":
-            self.stack.append(_Obj(name=str(arg).replace(" ", ".")))
-        elif name == "STACK_GLOBAL":
-            attr, module = self.pop(pos), self.pop(pos)
-            del attr, module  # names pushed as strings; not tracked by value
-            self.stack.append(_Obj(name="<stack global>"))
-        elif name in ("REDUCE", "NEWOBJ"):
-            args, call = self.pop(pos), self.pop(pos)
-            self.check_alloc(call, args, pos)
-            self.stack.append(self.combine([args], pos))
-        elif name == "NEWOBJ_EX":
-            kwargs, args, call = self.pop(pos), self.pop(pos), self.pop(pos)
-            self.check_alloc(call, args, pos)
-            self.stack.append(self.combine([args, kwargs], pos))
-        elif name == "BINPERSID":
-            pid = self.pop(pos)
-            self.check_alloc(pid, pid, pos, what="a storage record")
-            self.stack.append(_Obj())
-        elif name in ("APPEND", "BUILD"):
-            item = self.pop(pos)
-            self.combine([item], pos, into=self.peek(pos))
-        elif name == "SETITEM":
-            value, key = self.pop(pos), self.pop(pos)
-            self.combine([key, value], pos, into=self.peek(pos))
-        elif name in _INTO_TOP_FROM_MARK:
-            items = self.pop_mark(pos)
-            self.combine(items, pos, into=self.peek(pos))
-        elif name in _PUTS:
-            self.memo[int(arg)] = self.peek(pos)  # type: ignore[call-overload]
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self.peek(pos)
-        elif name in _GETS:
-            found = self.memo.get(int(arg))  # type: ignore[call-overload]
+    while pos < end:
+        op = data[pos]
+        pos += 1
+        if op in _INT_ARG:
+            width, signed = _INT_ARG[op]
+            stack.append(_Obj(top_int=abs(from_bytes(data[pos : pos + width], "little", signed=signed))))
+            pos += width
+        elif op == 0x58:  # X BINUNICODE
+            pos += 4 + from_bytes(data[pos : pos + 4], "little")
+            stack.append(_CONST)
+        elif op in (0x71, 0x72):  # q BINPUT, r LONG_BINPUT
+            width = 1 if op == 0x71 else 4
+            memo[from_bytes(data[pos : pos + width], "little")] = top()
+            pos += width
+        elif op in (0x68, 0x6A):  # h BINGET, j LONG_BINGET
+            width = 1 if op == 0x68 else 4
+            index = from_bytes(data[pos : pos + width], "little")
+            pos += width
+            found = memo.get(index)
             if found is None:
-                raise _Refused(f"its pickle reads memo entry {arg} that was never written (at byte {pos})")
-            self.stack.append(found)
-        elif name == "POP":
-            self.pop(pos)
-        elif name == "POP_MARK":
-            self.pop_mark(pos)
-        elif name == "DUP":
-            self.stack.append(self.peek(pos))
-        else:  # an opcode the weights_only unpickler refuses anyway
-            raise _Stop
+                raise _Refused(f"its pickle reads memo entry {index} that was never written (at byte {pos})")
+            stack.append(found)
+        elif op in (0x7D, 0x5D, 0x8F):  # } EMPTY_DICT, ] EMPTY_LIST, EMPTY_SET
+            stack.append(_Obj())
+        elif op in (0x4E, 0x88, 0x89, 0x29):  # N, NEWTRUE, NEWFALSE, ) EMPTY_TUPLE
+            stack.append(_CONST)
+        elif op == 0x47:  # G BINFLOAT
+            pos += 8
+            stack.append(_CONST)
+        elif op == 0x55:  # U SHORT_BINSTRING
+            pos += 1 + data[pos]
+            stack.append(_CONST)
+        elif op == 0x8A:  # LONG1
+            n = data[pos]
+            value = from_bytes(data[pos + 1 : pos + 1 + n], "little", signed=True)
+            pos += 1 + n
+            stack.append(_Obj(top_int=abs(value)))
+        elif op == 0x28:  # ( MARK
+            marks.append(len(stack))
+        elif op == 0x74:  # t TUPLE
+            stack.append(combine(pop_mark()))
+        elif op in (0x85, 0x86, 0x87):  # TUPLE1..3
+            items = [pop() for _ in range(op - 0x84)]
+            stack.append(combine(items))
+        elif op == 0x63:  # c GLOBAL: "module\nname\n"
+            first = data.find(b"\n", pos)
+            second = data.find(b"\n", first + 1) if first >= 0 else -1
+            if second < 0:
+                return end
+            name = data[pos:first].decode("utf-8", "replace") + "." + data[first + 1 : second].decode("utf-8", "replace")
+            pos = second + 1
+            stack.append(_Obj(name=name))
+        elif op in (0x52, 0x81):  # R REDUCE, NEWOBJ
+            args = pop()
+            call = pop()
+            check_alloc(call.name, args)
+            stack.append(combine([args]))
+        elif op == 0x51:  # Q BINPERSID
+            pid = pop()
+            if pid.top_int > alloc_limit:
+                raise _Refused(
+                    f"its pickle declares a storage of {pid.top_int:,} elements (at byte {pos}), "
+                    f"more than the file's size allows (limit {alloc_limit:,})"
+                )
+            stack.append(_Obj())
+        elif op in (0x61, 0x62):  # a APPEND, b BUILD
+            item = pop()
+            combine([item], into=top())
+        elif op == 0x73:  # s SETITEM
+            value = pop()
+            key = pop()
+            combine([key, value], into=top())
+        elif op in (0x65, 0x75):  # e APPENDS, u SETITEMS
+            items = pop_mark()
+            combine(items, into=top())
+        elif op == 0x80:  # PROTO
+            pos += 1
+        elif op == 0x2E:  # . STOP
+            pop()
+            return pos
+        else:  # an opcode the weights_only unpickler refuses itself
+            return end
+    return end
 
-    def peek(self, pos: int) -> _Obj:
-        floor = self.marks[-1] if self.marks else 0
-        if len(self.stack) <= floor:
-            raise _Refused(f"its pickle takes an item from an empty stack at byte {pos}")
-        return self.stack[-1]
 
-
-class _Stop(Exception):
-    """The scan met an opcode it does not model; torch's own checks take over."""
-
-
-def _pickles(path: str, fmt: str) -> Iterator[tuple[IO[bytes], int]]:
-    """The pickle streams torch.load will read, each with the bytes it may use."""
+def _pickles(path: str, fmt: str) -> list[bytes]:
+    """The bytes torch.load will unpickle (data.pkl, or the whole legacy file)."""
     size = os.path.getsize(path)
-    if fmt == "zip":
-        with zipfile.ZipFile(path) as archive:
-            total = 0
-            for info in archive.infolist():
-                total += info.file_size
-                if info.compress_type != zipfile.ZIP_STORED and info.file_size > 4 * size + ALLOC_BASE:
-                    raise _Refused(
-                        f"its zip entry {one_line(info.filename)} expands from "
-                        f"{info.compress_size:,} to {info.file_size:,} bytes"
-                    )
-            for info in archive.infolist():
-                if info.filename == "data.pkl" or info.filename.endswith("/data.pkl"):
-                    with archive.open(info) as fh:
-                        yield io.BytesIO(fh.read()), size
-                    return
-    else:  # legacy: magic number, protocol, sys info, the object, storage keys
+    if fmt != "zip":
         with open(path, "rb") as fh:
-            for _ in range(5):
-                if not fh.peek(1):
-                    return
-                yield fh, size
+            return [fh.read()]
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > 4 * size + ALLOC_BASE:
+                raise _Refused(
+                    f"its zip entry {one_line(info.filename)} expands from "
+                    f"{info.compress_size:,} to {info.file_size:,} bytes"
+                )
+        for info in infos:
+            if info.filename == "data.pkl" or info.filename.endswith("/data.pkl"):
+                if info.file_size > 4 * size + ALLOC_BASE:
+                    raise _Refused(f"its data.pkl claims {info.file_size:,} bytes")
+                with archive.open(info) as fh:
+                    return [fh.read()]
+    return []
 
 
 def scan_pickle(path: str, fmt: str) -> None:
-    """Refuse (one-line :class:`ModelLoadError`) a pickle whose loading is unbounded."""
+    """Refuse (one-line :class:`ModelLoadError`) a pickle whose loading is unbounded.
+
+    A legacy file is several pickles in a row (magic number, protocol, system info,
+    the object, storage keys) followed by raw storage bytes; the five are scanned.
+    """
     try:
-        for stream, size in _pickles(path, fmt):
-            start = stream.tell()
-            ops = _count_ops(stream)
-            stream.seek(start)
-            scan = _Scan(path, size, ops)
-            try:
-                for opcode, arg, pos in pickletools.genops(stream):
-                    scan.step(opcode.name, arg, pos if pos is not None else -1)
-                    if opcode.name == "STOP":
-                        break
-            except _Stop:
-                return
+        alloc_limit = ALLOC_BASE + os.path.getsize(path)
+        for data in _pickles(path, fmt):
+            pos = 0
+            for _ in range(5 if fmt != "zip" else 1):
+                if pos >= len(data):
+                    break
+                pos = _scan_one(data, pos, path, alloc_limit)
     except _Refused as exc:
         raise ModelLoadError(f"{path} is refused as malformed or hostile: {exc}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile, OSError, UnicodeDecodeError, OverflowError):
+    except (IndexError, ValueError, zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError):
         return  # malformed in a way torch reports itself (as truncated or corrupt)
-
-
-def _count_ops(stream: IO[bytes]) -> int:
-    count = 0
-    with contextlib.suppress(ValueError, EOFError, UnicodeDecodeError, OverflowError):
-        for opcode, _arg, _pos in pickletools.genops(stream):
-            count += 1
-            if opcode.name == "STOP":
-                break
-    return count
 
 
 class PickledObject(Exception):
