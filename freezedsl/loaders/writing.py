@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -126,22 +125,7 @@ def save_model(
     if not (sidecar and manifest is not None):
         atomic_write(out_s, writer)
         return
-    # The pair: the sidecar first, then the weights; if the weights fail, the old
-    # sidecar comes back (or the new one goes), so the two never disagree.
-    side = sidecar_path(out_s)
-    try:
-        with open(side, "rb") as fh:
-            old: bytes | None = fh.read()
-    except OSError:
-        old = None
-    atomic_write_text(side, json.dumps(manifest, indent=2) + "\n")
-    try:
-        atomic_write(out_s, writer)
-    except BaseException:
-        if old is None:
-            with contextlib.suppress(OSError):
-                os.unlink(side)
-        else:
-            with contextlib.suppress(Exception):
-                atomic_write(side, lambda fh: fh.write(old))
-        raise
+    # The weights first (a signal or failure there leaves both old files as they were),
+    # then the small sidecar, so a new sidecar never sits beside old weights.
+    atomic_write(out_s, writer)
+    atomic_write_text(sidecar_path(out_s), json.dumps(manifest, indent=2) + "\n")
