@@ -9,7 +9,7 @@ hides the start of the line and a bidi override reorders what the reader sees
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["printable", "source_with_caret"]
 
 # C0 controls, DEL and C1 controls, plus the invisible bidi and direction marks.
 _ESCAPED = [*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
@@ -27,3 +27,11 @@ def printable(text: str, *, keep_tabs: bool = False) -> str:
     if keep_tabs:
         return "\t".join(part.translate(_TABLE) for part in text.split("\t"))
     return text.translate(_TABLE)
+
+
+def source_with_caret(line: str, col: int) -> tuple[str, int]:
+    """A source line as printed under an error (tabs as spaces, controls escaped) and
+    the 1-based column of the caret in it, moved right past any escapes before it."""
+    shown = line.rstrip("\n").replace("\t", " ")
+    col = max(col, 1)
+    return printable(shown), len(printable(shown[: col - 1])) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from freezedsl.planning.index import ModelIndex
+from freezedsl.safetext import printable
 
 
 def _state(index: ModelIndex, j: int) -> tuple[str, int, int]:
@@ -37,7 +38,7 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
     colours = {"trainable": "green", "frozen": "blue"}
     lines: list[str] = []
     state, total, _train = _state(index, 0)
-    head = f"{index.model_class}  {total:,} params"
+    head = f"{printable(index.model_class)}  {total:,} params"
     if index.wrapper:
         head += f"  (inside {index.wrapper})"
     if state:
@@ -56,11 +57,11 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
             last = k == len(items) - 1
             branch = "└── " if last else "├── "
             if child < 0:
-                path = index.names[~child]
+                path = printable(index.names[~child])
                 info = index.tensors[index.tensor_of[~child]]
                 st = "trainable" if info.requires_grad else "frozen"
                 shape = "[" + ", ".join(map(str, info.shape)) + "]"
-                alias = "" if info.name == path else f"  (= {info.name})"
+                alias = "" if info.name == index.names[~child] else f"  (= {printable(info.name)})"
                 lines.append(
                     f"{prefix}{branch}{style(path, fg='cyan')}  {shape}  {info.numel:,}  "
                     f"{style(st, fg=colours[st])}{alias}"
@@ -68,8 +69,8 @@ def render_tree(index: ModelIndex, *, depth: int | None = None, params: bool = F
                 continue
             cstate, ctotal, _ = _state(index, child)
             classes = index.classes(child)
-            cls = classes[0] if classes else "?"
-            text = f"{prefix}{branch}{style(label, dim=True)} {style(index.module_paths[child], bold=True)}  {cls}"
+            cls = printable(classes[0]) if classes else "?"
+            text = f"{prefix}{branch}{style(label, dim=True)} {style(printable(index.module_paths[child]), bold=True)}  {cls}"
             if ctotal:
                 text += f"  {ctotal:,}  " + style(cstate, fg=colours.get(cstate.split()[0], "yellow"))
             lines.append(text)

@@ -273,3 +273,34 @@ def test_long_output_name_uses_a_short_temp_name(tmp_path: Path, monkeypatch: py
     result = CliRunner().invoke(main, ["apply", "r.frz", CNN, "-o", out, "-q"])
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / out).exists()
+
+
+# ------------------------------------------------------------------ printing names
+
+
+class _AnsiNames(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_parameter("w\x1b[2J\u202ex", nn.Parameter(torch.zeros(2)))
+
+
+def test_printers_escape_control_characters() -> None:
+    """show, plan --explain and error lines print names with escapes written out."""
+    from freezedsl.api import Rules
+    from freezedsl.errors import SelectionError
+    from freezedsl.planning.index import build_index
+    from freezedsl.planning.tree import render_tree
+
+    model = _AnsiNames()
+    tree = render_tree(build_index(model), params=True)
+    from freezedsl.syntax.parser import parse
+
+    plan = Rules(parse("freeze all\n")).plan(model)
+    explained = plan.render(explain=True)
+    for text in (tree, explained):
+        assert "\x1b" not in text and "\u202e" not in text
+        assert "w\\x1b[2J\\u202ex" in text
+    err = SelectionError("bad \x1b[31mname", path="r.frz", line=1, col=3, source_line="a\x1bb c")
+    rendered = err.render()
+    assert "\x1b" not in rendered
+    assert rendered.splitlines()[1] == "  a\\x1bb c" and rendered.splitlines()[2] == "       ^"
