@@ -194,8 +194,8 @@ CASES: list[Case] = [
     case(
         "rules-device",
         2,
-        "/dev/null: /dev/null is not a regular file (a device, pipe or socket); "
-        "pass the path of a .frz rule file",
+        "/dev/null: /dev/null is on the special filesystem /dev (a view of the running system, "
+        "not a file to read); pass the path of a .frz rule file",
         argv=("check", "/dev/null"),
         skip_unless=lambda: os.path.exists("/dev/null"),
     ),
