@@ -304,3 +304,42 @@ def test_printers_escape_control_characters() -> None:
     rendered = err.render()
     assert "\x1b" not in rendered
     assert rendered.splitlines()[1] == "  a\\x1bb c" and rendered.splitlines()[2] == "       ^"
+
+
+# ------------------------------------------------------------------ stale plans
+
+
+@pytest.mark.parametrize("replace", ["module", "parameter"])
+def test_stale_plan_is_refused(replace: str) -> None:
+    from freezedsl.api import Rules
+    from freezedsl.application import apply_plan
+    from freezedsl.errors import FreezeError
+    from freezedsl.syntax.parser import parse
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    plan = Rules(parse("freeze all\n")).plan(model)
+    if replace == "module":
+        model[1] = nn.Linear(2, 2)
+    else:
+        model[1].weight = nn.Parameter(torch.zeros(2, 2))
+    with pytest.raises(FreezeError, match="1.weight was replaced since the plan was made"):
+        apply_plan(plan)
+    assert all(p.requires_grad for p in model.parameters())  # nothing applied
+    apply_plan(Rules(parse("freeze all\n")).plan(model))  # a fresh plan applies
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_weight_norm_miss_suggests_the_parametrized_names() -> None:
+    from torch.nn.utils.parametrizations import weight_norm
+
+    from freezedsl.api import Rules
+    from freezedsl.errors import SelectionError
+    from freezedsl.syntax.parser import parse
+
+    model = nn.Sequential(weight_norm(nn.Linear(2, 2)), nn.Linear(2, 2))
+    with pytest.raises(SelectionError) as excinfo:
+        Rules(parse("freeze 0.weight\n")).plan(model)
+    text = str(excinfo.value)
+    assert "'0.parametrizations.weight.original0'" in text and "'1.weight'" not in text
+    plan = Rules(parse("freeze 0.parametrizations.weight.original0\n")).plan(model)
+    assert plan.ok
