@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
+    from freezedsl.manifest import restore_freeze
     from freezedsl.pipeline import Schedule, param_groups
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ _LAZY = {
     "rules_from": "freezedsl.api",
     "Schedule": "freezedsl.pipeline",
     "param_groups": "freezedsl.pipeline",
+    "restore_freeze": "freezedsl.manifest",
 }
 _SUBMODULES = ("api", "syntax")  # attributes that `import freezedsl` used to bind as a side effect
 
@@ -71,5 +73,6 @@ __all__ = [
     "load",
     "param_groups",
     "plan",
+    "restore_freeze",
     "rules_from",
 ]

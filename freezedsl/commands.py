@@ -246,8 +246,18 @@ def apply_cmd(
 
         manifest = make_manifest(loaded.module, rules_text=program.text, rules_path=program.path)
         save_model(loaded, output, manifest=manifest)
+        if loaded.kind == "arch":
+            click.echo(
+                f"warning: {model} is an architecture, so {output} holds freshly initialised "
+                "(random) weights; pass a checkpoint with --arch to freeze trained weights",
+                err=True,
+            )
         if not quiet and not as_json:
-            click.echo(f"wrote {output}")
+            from freezedsl.loaders.writing import writes_sidecar
+            from freezedsl.loading import sidecar_path
+
+            side = f" and {sidecar_path(output)}" if writes_sidecar(loaded) else ""
+            click.echo(f"wrote {output}{side}")
 
 
 def _check_output(output: str, *inputs: str) -> None:

@@ -644,3 +644,66 @@ def test_stale_manifest_in_checkpoint_is_reported(tmp_path: Path) -> None:
         load_model(str(path), arch=CNN)
     assert "stored freeze manifest does not fit" in _message(excinfo)
     assert load_model(str(path), arch=CNN, apply_manifest=False).manifest == manifest
+
+
+# ------------------------------------------------------------------ apply -o keeps the file's kind
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_state_dict_output_loads_with_plain_torch(tmp_path: Path, prefix: str) -> None:
+    """`apply -o` on a bare state dict writes a bare state dict: same keys, same prefix,
+    loadable by model.load_state_dict(torch.load(OUT)); the freeze sits beside it."""
+    import freezedsl
+    from click.testing import CliRunner
+
+    from freezedsl.cli import main
+
+    model = small_cnn()
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "in.pt")
+    (tmp_path / "r.frz").write_text("freeze features\nfreeze stats features.**\n")
+    result = CliRunner().invoke(
+        main, ["apply", str(tmp_path / "r.frz"), str(tmp_path / "in.pt"), "--arch", CNN, "-o", str(tmp_path / "out.pt")]
+    )
+    assert result.exit_code == 0, result.stderr
+    out = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert list(out) == list(state)
+    fresh = small_cnn()
+    fresh.load_state_dict({k.removeprefix(prefix): v for k, v in out.items()})
+    assert (tmp_path / "out.pt.freeze.json").exists()
+    manifest = freezedsl.restore_freeze(fresh, tmp_path / "out.pt")
+    assert manifest["stats_frozen"]
+    assert not any(p.requires_grad for p in fresh.features.parameters())
+    assert all(p.requires_grad for p in fresh.classifier.parameters())
+    fresh.train()
+    from freezedsl.application import stats_frozen
+
+    assert all(stats_frozen(m) for m in fresh.features.modules() if isinstance(m, nn.BatchNorm2d))
+    back = load_model(str(tmp_path / "out.pt"), arch=CNN)  # freezedsl reapplies the sidecar itself
+    assert not any(p.requires_grad for p in back.module.features.parameters())
+
+
+def test_architecture_output_warns_about_random_weights(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from freezedsl.cli import main
+
+    (tmp_path / "r.frz").write_text("freeze features\n")
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "r.frz"), CNN, "-o", str(tmp_path / "o.pt"), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert "freshly initialised (random) weights" in result.stderr
+
+
+def test_checkpoint_dict_output_keeps_its_keys_and_the_manifest(tmp_path: Path) -> None:
+    import freezedsl
+
+    torch.save({"model": small_cnn().state_dict(), "epoch": 3}, tmp_path / "c.pt")
+    loaded = load_model(str(tmp_path / "c.pt"), arch=CNN)
+    loaded.module.features.requires_grad_(False)
+    save_model(loaded, tmp_path / "o.pt")
+    out = torch.load(tmp_path / "o.pt", weights_only=True)
+    assert set(out) == {"model", "epoch", "freezedsl_manifest"}
+    fresh = small_cnn()
+    fresh.load_state_dict(out["model"])
+    freezedsl.restore_freeze(fresh, tmp_path / "o.pt")
+    assert not any(p.requires_grad for p in fresh.features.parameters())
