@@ -34,12 +34,13 @@ def _special_roots() -> tuple[str, ...]:
     global _special_mounts
     if _special_mounts is None:
         found = set(_SPECIAL_ROOTS)
-        with contextlib.suppress(OSError, ValueError):
-            with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    fields = line.split()
-                    if len(fields) >= 3 and fields[2] in _SPECIAL_FS:
-                        found.add(fields[1].replace("\\040", " "))
+        with contextlib.suppress(OSError, ValueError), open(
+            "/proc/self/mounts", encoding="utf-8", errors="replace"
+        ) as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) >= 3 and fields[2] in _SPECIAL_FS:
+                    found.add(fields[1].replace("\\040", " "))
         _special_mounts = tuple(sorted(found))
     return _special_mounts
 

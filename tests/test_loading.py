@@ -653,9 +653,9 @@ def test_stale_manifest_in_checkpoint_is_reported(tmp_path: Path) -> None:
 def test_state_dict_output_loads_with_plain_torch(tmp_path: Path, prefix: str) -> None:
     """`apply -o` on a bare state dict writes a bare state dict: same keys, same prefix,
     loadable by model.load_state_dict(torch.load(OUT)); the freeze sits beside it."""
-    import freezedsl
     from click.testing import CliRunner
 
+    import freezedsl
     from freezedsl.cli import main
 
     model = small_cnn()

@@ -215,9 +215,9 @@ def _scan_one(data: bytes, start: int, path: str, alloc_limit: int) -> int:
             item = pop()
             combine([item], into=top())
         elif op == 0x73:  # s SETITEM
-            value = pop()
-            key = pop()
-            combine([key, value], into=top())
+            item_value = pop()
+            item_key = pop()
+            combine([item_key, item_value], into=top())
         elif op in (0x65, 0x75):  # e APPENDS, u SETITEMS
             items = pop_mark()
             combine(items, into=top())
