@@ -98,6 +98,14 @@ _model_options = [
         help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
     ),
     click.option(
+        "--device",
+        default="cpu",
+        show_default=True,
+        metavar="DEVICE",
+        help="Device to load MODEL's weights onto and to build a real (non-meta) architecture on, "
+        "e.g. cpu or cuda:0.",
+    ),
+    click.option(
         "--trust-pickle",
         is_flag=True,
         help="Allow MODEL to be a whole pickled module (torch.save(model)) or a TorchScript "
@@ -113,10 +121,13 @@ def model_options(fn: F) -> F:
     return fn
 
 
-def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None) -> Any:
+def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None, device: str = "cpu") -> Any:
     from freezedsl.loading import load_model
 
-    return load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta)
+    loaded = load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta, map_location=device)
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
+    return loaded
 
 
 def _color(ctx: click.Context, flag: bool | None) -> bool:
@@ -161,6 +172,7 @@ def plan_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     explain: bool,
     as_json: bool,
@@ -174,7 +186,7 @@ def plan_cmd(
     from freezedsl.api import load
 
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle)
+    loaded = _load(model, arch, trust_pickle, device=device)
     plan = program.plan(loaded.module)
     memory = None
     if optimizer:
@@ -209,6 +221,7 @@ def apply_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     output: str | None,
     explain: bool,
@@ -233,7 +246,7 @@ def apply_cmd(
     if output is not None:
         _check_output(output, rules, model)
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle, meta=False if output else None)
+    loaded = _load(model, arch, trust_pickle, meta=False if output else None, device=device)
     plan = program.plan(loaded.module)
     if not quiet:
         _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
@@ -292,6 +305,7 @@ def show_cmd(
     ctx: click.Context,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     depth: int | None,
     show_params: bool,
@@ -302,7 +316,7 @@ def show_cmd(
     from freezedsl.planning.index import build_index
     from freezedsl.planning.tree import render_tree
 
-    loaded = _load(model, arch, trust_pickle)
+    loaded = _load(model, arch, trust_pickle, device=device)
     use_color = _color(ctx, color)
     click.echo(render_tree(build_index(loaded.module), depth=depth, params=show_params, color=use_color), color=use_color)
 

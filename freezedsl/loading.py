@@ -94,7 +94,8 @@ def load_model(
 ) -> LoadedModel:
     """Load MODEL (an architecture or a file) without running untrusted code.
 
-    ``trust_pickle`` allows the two kinds of file that run code when loaded: a whole
+    ``map_location`` is the device files are loaded onto and real (non-meta)
+    architectures are built on. ``trust_pickle`` allows the two kinds of file that run code when loaded: a whole
     pickled module and a TorchScript archive. ``meta``: for an architecture spec, build
     on the meta device (``None`` means yes). For a state dict file ``True`` checks that
     the weights fit but keeps the module on meta; ``None``/``False`` load the weights.
@@ -108,10 +109,15 @@ def load_model(
                 f"--arch is only used with a state dict file; '{spec}' is already an "
                 "architecture, pass it alone"
             )
-        on_meta = meta is not False
-        module = build_arch(spec, meta=on_meta)
+        _check_device(map_location)
+        notes: list[str] = []
+        device = None if map_location == "cpu" else map_location
+        module = build_arch(spec, meta=meta is not False, device=device, notes=notes)
         _check_initialized(module, spec)
-        return LoadedModel(module, "arch", spec, spec, on_meta)
+        on_meta = any(p.is_meta for p in module.parameters())
+        loaded = LoadedModel(module, "arch", spec, spec, on_meta)
+        loaded.notes.extend(notes)
+        return loaded
 
     path = spec
     _check_device(map_location)
@@ -171,10 +177,12 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
     if key is None and manifest is None:
         manifest = _sidecar_manifest(path)
     on_meta = options.meta is True
-    module = load_state(state, path, arch, meta=on_meta)
+    notes: list[str] = []
+    module = load_state(state, path, arch, meta=on_meta, notes=notes)
     if options.apply_manifest and manifest is not None:
         _apply(module, manifest, path)
-    return LoadedModel(module, "state_dict", path, arch, on_meta, extra, manifest, key, prefix)
+    on_meta = on_meta and any(p.is_meta for p in module.parameters())
+    return LoadedModel(module, "state_dict", path, arch, on_meta, extra, manifest, key, prefix, notes)
 
 
 def _code_refused(path: str, what: str) -> ModelLoadError:
@@ -190,12 +198,12 @@ def _check_device(map_location: str) -> None:
         device = torch.device(map_location)
     except (RuntimeError, TypeError, ValueError):
         raise UsageError(
-            f"map_location '{map_location}' is not a device; expected e.g. 'cpu' or 'cuda:0'"
+            f"device '{map_location}' (--device, map_location) is not a device; expected e.g. 'cpu' or 'cuda:0'"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(
-            f"map_location '{map_location}' needs CUDA, which this machine does not have; "
-            "load onto 'cpu'"
+            f"device '{map_location}' (--device, map_location) needs CUDA, which this machine "
+            "does not have; use cpu"
         )
 
 

@@ -707,3 +707,33 @@ def test_checkpoint_dict_output_keeps_its_keys_and_the_manifest(tmp_path: Path) 
     fresh.load_state_dict(out["model"])
     freezedsl.restore_freeze(fresh, tmp_path / "o.pt")
     assert not any(p.requires_grad for p in fresh.features.parameters())
+
+
+# ------------------------------------------------------------------ builders: meta fallback, no downloads
+
+
+def test_builder_that_fails_on_meta_falls_back_to_cpu_with_a_note() -> None:
+    pytest.importorskip("torchvision")
+    loaded = load_model("torchvision.models:regnet_x_400mf")
+    assert not loaded.on_meta and loaded.notes and "cannot be built on the meta device" in loaded.notes[0]
+
+
+def test_detection_builder_never_downloads_its_backbone() -> None:
+    pytest.importorskip("torchvision")
+    loaded = load_model("torchvision.models.detection:fasterrcnn_mobilenet_v3_large_fpn(weights=None)")
+    assert any("weights_backbone=None" in n for n in loaded.notes)
+
+
+def test_builder_that_would_download_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: a download would start
+    with pytest.raises(ModelLoadError) as excinfo:
+        load_model("torchvision.models:resnet18(weights='DEFAULT')")
+    text = _message(excinfo)
+    assert "tried to download https://" in text and "weights=None" in text
+    assert not list(tmp_path.rglob("*.pth"))
+
+
+def test_device_option_is_checked() -> None:
+    with pytest.raises(UsageError, match="is not a device"):
+        load_model(CNN, map_location="nowhere")

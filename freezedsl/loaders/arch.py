@@ -12,8 +12,11 @@ import ast
 import contextlib
 import difflib
 import importlib
+import inspect
+import io
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -68,11 +71,57 @@ def _parse_call_args(arch: str, args: str) -> tuple[list[Any], dict[str, Any]]:
     return positional, keywords
 
 
-def build_arch(arch: str, *, meta: bool) -> nn.Module:
+class _DownloadBlocked(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+@contextlib.contextmanager
+def _no_downloads() -> Iterator[None]:
+    """Building an architecture never downloads: torch.hub's downloader raises instead
+    (torchvision's and timm's pretrained weights all come through it)."""
+    import torch.hub
+
+    def refuse(url: str, *args: object, **kwargs: object) -> None:
+        raise _DownloadBlocked(str(url))
+
+    real = torch.hub.download_url_to_file
+    torch.hub.download_url_to_file = refuse  # type: ignore[assignment]
+    said = io.StringIO()  # torch.hub prints "Downloading: ..." before it calls the downloader
+    try:
+        with contextlib.redirect_stderr(said):
+            yield
+    finally:
+        torch.hub.download_url_to_file = real
+
+
+def _offline_defaults(target: Any, kwargs: dict[str, Any], notes: list[str] | None) -> dict[str, Any]:
+    """``weights_backbone=None`` for builders that would otherwise fetch a pretrained
+    backbone (torchvision detection and segmentation models), unless the user chose."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if "weights_backbone" in params and "weights_backbone" not in kwargs:
+        default = params["weights_backbone"].default
+        if default is not None and default is not inspect.Parameter.empty:
+            kwargs = {**kwargs, "weights_backbone": None}
+            if notes is not None:
+                notes.append("passed weights_backbone=None so the backbone is not downloaded")
+    return kwargs
+
+
+def build_arch(
+    arch: str, *, meta: bool, device: str | None = None, notes: list[str] | None = None
+) -> nn.Module:
     """Build ``package.module:callable`` or ``package.module:callable(k=literal, ...)``.
 
     With ``meta`` the module is created under ``torch.device("meta")``: shapes and names
-    without memory or initialisation time, which is all rule compilation needs.
+    without memory or initialisation time, which is all rule compilation needs. A
+    builder that cannot run on meta (torchvision's RegNets copy tensors while building)
+    is built on ``device`` (default CPU) instead, and a note saying so is appended to
+    ``notes``. Nothing is downloaded: see :func:`_no_downloads`.
     """
     spec = arch.strip()
     match = _ARCH_RE.match(spec)
@@ -108,14 +157,35 @@ def build_arch(arch: str, *, meta: bool) -> nn.Module:
             f"architecture '{arch}' names a {type(target).__name__}, not a callable that returns "
             "an nn.Module"
         )
+    kwargs = _offline_defaults(target, kwargs, notes)
     try:
-        with torch.device("meta") if meta else contextlib.nullcontext():
-            module = target(*args, **kwargs)
+        module = _call(target, args, kwargs, "meta" if meta else device)
+    except _DownloadBlocked as blocked:
+        raise ModelLoadError(
+            f"building architecture '{arch}' tried to download {blocked.url}; freezedsl never "
+            "downloads: pass weights=None (and weights_backbone=None, or pretrained=False) "
+            "in the architecture's arguments"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - the user's builder may raise anything
-        raise ModelLoadError(f"building architecture '{arch}' failed: {exc_text(exc)}") from None
+        if not meta:
+            raise ModelLoadError(f"building architecture '{arch}' failed: {exc_text(exc)}") from None
+        try:
+            module = _call(target, args, kwargs, device)
+        except Exception:  # noqa: BLE001 - report the first failure, it is the clearer one
+            raise ModelLoadError(f"building architecture '{arch}' failed: {exc_text(exc)}") from None
+        if notes is not None:
+            notes.append(
+                f"'{arch}' cannot be built on the meta device ({exc_text(exc)}); built it on "
+                f"{device or 'cpu'} instead, which takes real memory"
+            )
     if not isinstance(module, nn.Module):
         raise ModelLoadError(
             f"architecture '{arch}' returned a {type(module).__name__}, not an nn.Module; "
             "name a model class or a function that builds one"
         )
     return module
+
+
+def _call(target: Any, args: list[Any], kwargs: dict[str, Any], device: str | None) -> Any:
+    with _no_downloads(), torch.device(device) if device else contextlib.nullcontext():
+        return target(*args, **kwargs)

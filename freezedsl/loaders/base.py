@@ -44,6 +44,9 @@ class LoadedModel:
     # Wrapper prefix (``module.``) every key of a bare state dict carried; saving puts
     # it back so the output loads exactly where the input did.
     key_prefix: str = ""
+    # Things the user should know about how the model was obtained (a meta build that
+    # fell back to CPU, a download avoided); the CLI prints each as a "note:" line.
+    notes: list[str] = field(default_factory=list)
 
 
 def canonical_name(name: str) -> str:

@@ -169,11 +169,13 @@ def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch
         )
 
 
-def load_state(state: dict[str, torch.Tensor], path: str, arch: str, *, meta: bool) -> nn.Module:
+def load_state(
+    state: dict[str, torch.Tensor], path: str, arch: str, *, meta: bool, notes: list[str] | None = None
+) -> nn.Module:
     # Built on CPU and filled by copying, not on meta with load_state_dict(assign=True):
     # assigning replaces each Parameter separately, which unties tied weights (a GPT's
     # lm_head and embedding) and leaves non-persistent buffers on meta.
-    module = build_arch(arch, meta=meta)
+    module = build_arch(arch, meta=meta, notes=notes)
     state = rename_to_model(state, module)
     check_fit(state, module, path, arch)
     if not meta:
