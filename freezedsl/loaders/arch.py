@@ -87,7 +87,7 @@ def _no_downloads() -> Iterator[None]:
         raise _DownloadBlocked(str(url))
 
     real = torch.hub.download_url_to_file
-    torch.hub.download_url_to_file = refuse  # type: ignore[assignment]
+    torch.hub.download_url_to_file = refuse
     said = io.StringIO()  # torch.hub prints "Downloading: ..." before it calls the downloader
     try:
         with contextlib.redirect_stderr(said):
