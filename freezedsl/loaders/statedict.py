@@ -9,6 +9,7 @@ mismatch is one line listing what differs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from freezedsl.loaders.base import (
     canonical_name,
     exc_text,
     listed,
+    one_line,
     quiet,
 )
 from freezedsl.safetext import printable
@@ -132,10 +134,23 @@ def _count(items: list[str], noun: str) -> str:
     return f"{len(items)} {noun if len(items) == 1 else plural}"
 
 
-def _lossy(file: torch.Tensor, model: torch.Tensor) -> bool:
-    """Copying ``file`` into ``model`` would drop information torch only warns about:
-    the imaginary part of a complex value."""
-    return file.is_complex() and not model.is_complex()
+_BITS = {getattr(torch, n) for n in ("bits8", "bits16", "bits1x8", "bits2x4", "bits4x2") if hasattr(torch, n)}
+
+
+def _incompatible(file: torch.Tensor, model: torch.Tensor) -> str | None:
+    """Why ``file`` cannot be copied into ``model`` as it is, said before torch tries
+    (torch warns and drops a complex value's imaginary part; for quantized, sparse and
+    raw-bits tensors its reason comes last in a paragraph-long message)."""
+    if file.layout != model.layout:
+        return f"file {file.layout} vs model {model.layout}".replace("torch.", "")
+    if file.is_quantized != model.is_quantized:
+        kind = "quantized " if file.is_quantized else ""
+        return f"file {kind}{file.dtype} vs model {model.dtype}; dequantize or quantize the model first".replace("torch.", "")
+    if file.dtype in _BITS and file.dtype != model.dtype:
+        return f"file {file.dtype} (raw bits, not convertible) vs model {model.dtype}".replace("torch.", "")
+    if file.is_complex() and not model.is_complex():
+        return f"file {file.dtype} vs model {model.dtype}; loading would drop the imaginary part".replace("torch.", "")
+    return None
 
 
 def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch: str) -> None:
@@ -149,7 +164,7 @@ def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch
         if k in expected and isinstance(v, torch.Tensor) and isinstance(expected[k], torch.Tensor)
     ]
     mismatched = [f"{k}: file {_shape(v)} vs model {_shape(e)}" for k, v, e in pairs if v.shape != e.shape]
-    lossy = [f"{k}: file {v.dtype} vs model {e.dtype}" for k, v, e in pairs if _lossy(v, e)]
+    lossy = [f"{k}: {why}" for k, v, e in pairs if (why := _incompatible(v, e))]
     problems = []
     if missing:
         problems.append(f"{_count(missing, 'missing key')} ({listed(missing)})")
@@ -158,10 +173,7 @@ def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch
     if mismatched:
         problems.append(f"{_count(mismatched, 'shape mismatch')} ({listed(mismatched)})")
     if lossy:
-        problems.append(
-            f"{_count(lossy, 'complex tensor')} for real parameters ({listed(lossy)}; loading "
-            "would drop the imaginary part)"
-        )
+        problems.append(f"{_count(lossy, 'incompatible tensor')} ({listed(lossy)})")
     if problems:
         raise ModelLoadError(
             f"{path} does not fit --arch '{arch}': {'; '.join(problems)}; check that --arch "
@@ -183,5 +195,15 @@ def load_state(
             with quiet():
                 module.load_state_dict(state, strict=True)
         except Exception as exc:  # noqa: BLE001 - custom _load_from_state_dict hooks
-            raise ModelLoadError(f"{path} does not fit --arch '{arch}': {exc_text(exc)}") from None
+            raise ModelLoadError(f"{path} does not fit --arch '{arch}': {_load_reason(exc)}") from None
     return module
+
+
+def _load_reason(exc: BaseException) -> str:
+    """The reason in torch's load_state_dict error, which comes after a long preamble
+    ("While copying the parameter named ..., an exception occurred : (...)")."""
+    text = str(exc)
+    found = re.search(r'parameter named "([^"]+)".*?an exception occurred : \((.*)\)', text, re.DOTALL)
+    if found:
+        return f"{printable(found[1])}: {one_line(found[2].strip().rstrip(',').strip(chr(39) + chr(34)))}"
+    return exc_text(exc)

@@ -91,6 +91,18 @@ def _complex(work: Path) -> None:
     torch.save({"weight": torch.zeros(2, 2, dtype=torch.complex64), "bias": torch.zeros(2)}, work / "m.pt")
 
 
+def _linear_with(weight: torch.Tensor) -> Callable[[Path], None]:
+    def make(work: Path) -> None:
+        torch.save({"weight": weight, "bias": torch.zeros(2)}, work / "m.pt")
+
+    return make
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    _QINT8 = torch.quantize_per_tensor(torch.ones(2, 2), 0.1, 0, torch.qint8)
+
+
 def _ansi_keys(work: Path) -> None:
     torch.save({"\x1b[2J\x1b[31mweight": torch.zeros(2, 2), "bias": torch.zeros(2)}, work / "m.pt")
 
@@ -131,6 +143,9 @@ HOSTILE: list[Hostile] = [
     Hostile("lazy-linear-state-dict", _lazy, "UninitializedParameter", ("show", "m.pt", "--arch", "torch.nn:LazyLinear(3)")),
     Hostile("lazy-linear-arch", _bytes(b""), "uninitialized lazy", ("show", "torch.nn:LazyLinear(3)")),
     Hostile("complex-into-real", _complex, "would drop the imaginary part", LIN_ARGV),
+    Hostile("qint8-into-float", _linear_with(_QINT8), "file quantized qint8 vs model float32", LIN_ARGV),
+    Hostile("sparse-into-dense", _linear_with(torch.ones(2, 2).to_sparse()), "file sparse_coo vs model strided", LIN_ARGV),
+    Hostile("bits8-into-float", _linear_with(torch.zeros(2, 2, dtype=torch.bits8)), "bits8 (raw bits", LIN_ARGV),
     Hostile("ansi-escape-keys", _ansi_keys, "\\x1b[2J", LIN_ARGV),
     Hostile("list-manifest-torchscript", _bytes(b""), "not an object",
             ("plan", "r.frz", "ts_list.pt", "--trust-pickle")),
