@@ -40,11 +40,12 @@ from freezedsl.loaders.base import (
     exc_text,
     listed,
     quiet,
+    sidecar_path,
 )
 from freezedsl.loaders.kinds import check_model_path, sniff
 from freezedsl.loaders.statedict import common_prefix, describe, load_state, split_checkpoint
 from freezedsl.loaders.unpickle import PickledObject, load_trusted, load_weights_only
-from freezedsl.loaders.writing import save_model, sidecar_path
+from freezedsl.loaders.writing import save_model
 
 __all__ = [
     "MANIFEST_KEY",

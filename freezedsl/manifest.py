@@ -209,7 +209,7 @@ def restore_freeze(module: nn.Module, path: str | os.PathLike[str], *, strict: b
     beside a bare state dict, or the ``freezedsl_manifest`` entry of a checkpoint dict
     (read with ``weights_only=True``). Returns the manifest that was applied.
     """
-    from freezedsl.loaders.writing import sidecar_path
+    from freezedsl.loaders.base import sidecar_path
 
     shown = os.fspath(path)
     side = shown if shown.endswith(".json") else sidecar_path(shown)

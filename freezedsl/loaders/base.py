@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module")
 MANIFEST_KEY = "freezedsl_manifest"
 #: Name of the manifest inside a TorchScript archive (``_extra_files``).
 TORCHSCRIPT_MANIFEST = "freezedsl_manifest.json"
+#: Suffix of the manifest written beside a bare state dict (``OUT.freeze.json``).
+SIDECAR_SUFFIX = ".freeze.json"
 #: Names listed in one message before ", ...".
 MAX_LISTED = 3
 
@@ -47,6 +50,11 @@ class LoadedModel:
     # Things the user should know about how the model was obtained (a meta build that
     # fell back to CPU, a download avoided); the CLI prints each as a "note:" line.
     notes: list[str] = field(default_factory=list)
+
+
+def sidecar_path(out: str | os.PathLike[str]) -> str:
+    """Where the freeze manifest of the bare state dict ``out`` is kept."""
+    return os.fspath(out) + SIDECAR_SUFFIX
 
 
 def canonical_name(name: str) -> str:

@@ -26,15 +26,14 @@ import torch
 
 from freezedsl.errors import UsageError
 from freezedsl.fsutil import atomic_write, atomic_write_text, check_target
-from freezedsl.loaders.base import MANIFEST_KEY, TORCHSCRIPT_MANIFEST, LoadedModel, one_line, quiet
-
-#: Suffix of the manifest written beside a bare state dict.
-SIDECAR_SUFFIX = ".freeze.json"
-
-
-def sidecar_path(out: str | os.PathLike[str]) -> str:
-    """Where the freeze manifest of the bare state dict ``out`` is kept."""
-    return os.fspath(out) + SIDECAR_SUFFIX
+from freezedsl.loaders.base import (
+    MANIFEST_KEY,
+    TORCHSCRIPT_MANIFEST,
+    LoadedModel,
+    one_line,
+    quiet,
+    sidecar_path,
+)
 
 
 def _plain(manifest: dict[str, Any], out: str) -> dict[str, Any]:
