@@ -358,3 +358,42 @@ def test_weight_norm_miss_suggests_the_parametrized_names() -> None:
     assert "'0.parametrizations.weight.original0'" in text and "'1.weight'" not in text
     plan = Rules(parse("freeze 0.parametrizations.weight.original0\n")).plan(model)
     assert plan.ok
+
+
+# ------------------------------------------------------------------ rule files, --config, lint's walk
+
+
+def test_rule_file_link_into_proc_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FREEZEDSL_SECRET_MARK", "s3cr3t-value")
+    os.symlink("/proc/self/environ", "e.frz")
+    result = CliRunner().invoke(main, ["check", "e.frz"])
+    assert result.exit_code == 2
+    assert "special filesystem /proc" in result.stderr.splitlines()[0]
+    assert "s3cr3t" not in result.stderr + result.stdout
+
+
+def test_lint_walk_skips_links_out_of_the_tree_and_fifos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FREEZEDSL_SECRET_MARK", "s3cr3t-value")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "ok.frz").write_text("freeze all\n")
+    os.symlink("/proc/self/environ", tmp_path / "tree" / "env.frz")
+    (tmp_path / "outside.frz").write_text("freeze (\n")  # a syntax error, if it were read
+    os.symlink(tmp_path / "outside.frz", tmp_path / "tree" / "out.frz")
+    os.mkfifo(tmp_path / "tree" / "pipe.frz")
+    with cpu_limit(30):
+        result = CliRunner().invoke(main, ["lint", "tree"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr
+    assert "out.frz" not in result.stdout + result.stderr
+
+
+def test_fifo_config_is_named_as_a_fifo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.frz").write_text("freeze all\n")
+    os.mkfifo(tmp_path / "cfg.toml")
+    with cpu_limit(30):
+        result = CliRunner().invoke(main, ["lint", "--config", "cfg.toml", "ok.frz"])
+    assert result.exit_code == 2
+    assert "is a FIFO (named pipe)" in result.stderr.splitlines()[0]
