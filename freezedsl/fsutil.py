@@ -15,8 +15,11 @@ import secrets
 import signal
 import stat
 import threading
-from collections.abc import Callable, Iterator
-from typing import IO, NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time that check/fmt do not spend
+    from collections.abc import Callable, Iterator
+    from typing import IO, NoReturn
 
 from freezedsl.errors import ModelLoadError
 
