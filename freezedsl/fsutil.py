@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import signal
 import stat
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that check/fmt do not spend
@@ -138,6 +135,9 @@ def _signals_raise() -> Iterator[list[int]]:
     arrived, so the caller reports it as what it was (an interrupt), whatever exception
     type carried it out. Only the main thread may set handlers; elsewhere nothing changes.
     """
+    import signal
+    import threading
+
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield caught
@@ -210,6 +210,8 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
 
 def _die_of(signum: int) -> NoReturn:
     """Re-deliver a caught signal with its default action (exit status as if unhandled)."""
+    import signal
+
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     signal.signal(signum, signal.SIG_DFL)
@@ -224,6 +226,8 @@ _TEMP_EXTRA = 14
 def _create_temp(shown: str, directory: str, base: str) -> tuple[str, int]:
     # os.open with mode 0o666 lets the umask decide permissions, as for a plain open();
     # tempfile.mkstemp would make every saved model private (0600).
+    import secrets
+
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         name_max = os.pathconf(directory, "PC_NAME_MAX")
