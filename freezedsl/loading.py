@@ -174,7 +174,7 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
             f"{path} holds a state dict ({len(state)} tensors) but no architecture; pass "
             "--arch package.module:callable (e.g. torchvision.models:resnet18)"
         )
-    prefix = common_prefix(state) if key is None else ""
+    prefix = common_prefix(state)
     if key is None and manifest is None:
         manifest = _sidecar_manifest(path)
     on_meta = options.meta is True

@@ -694,17 +694,20 @@ def test_architecture_output_warns_about_random_weights(tmp_path: Path) -> None:
     assert "freshly initialised (random) weights" in result.stderr
 
 
-def test_checkpoint_dict_output_keeps_its_keys_and_the_manifest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_checkpoint_dict_output_keeps_its_keys_and_the_manifest(tmp_path: Path, prefix: str) -> None:
     import freezedsl
 
-    torch.save({"model": small_cnn().state_dict(), "epoch": 3}, tmp_path / "c.pt")
+    state = {prefix + k: v for k, v in small_cnn().state_dict().items()}
+    torch.save({"model": state, "epoch": 3}, tmp_path / "c.pt")
     loaded = load_model(str(tmp_path / "c.pt"), arch=CNN)
     loaded.module.features.requires_grad_(False)
     save_model(loaded, tmp_path / "o.pt")
     out = torch.load(tmp_path / "o.pt", weights_only=True)
     assert set(out) == {"model", "epoch", "freezedsl_manifest"}
+    assert list(out["model"]) == list(state)
     fresh = small_cnn()
-    fresh.load_state_dict(out["model"])
+    fresh.load_state_dict({k.removeprefix(prefix): v for k, v in out["model"].items()})
     freezedsl.restore_freeze(fresh, tmp_path / "o.pt")
     assert not any(p.requires_grad for p in fresh.features.parameters())
 

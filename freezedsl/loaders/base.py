@@ -44,8 +44,8 @@ class LoadedModel:
     # Checkpoint entry the weights (or pickled module) came from; None for a bare
     # state dict or module. Saving reuses it so training scripts keep finding them.
     checkpoint_key: str | None = None
-    # Wrapper prefix (``module.``) every key of a bare state dict carried; saving puts
-    # it back so the output loads exactly where the input did.
+    # Wrapper prefix (``module.``) every key of the state dict carried; saving puts it
+    # back so the output loads exactly where the input did.
     key_prefix: str = ""
     # Things the user should know about how the model was obtained (a meta build that
     # fell back to CPU, a download avoided); the CLI prints each as a "note:" line.

@@ -116,7 +116,8 @@ def save_model(
 
     else:
         key = loaded.checkpoint_key or "state_dict"
-        data = {key: module.state_dict(), **loaded.extra, MANIFEST_KEY: manifest}
+        weights = {loaded.key_prefix + k: v for k, v in module.state_dict().items()}
+        data = {key: weights, **loaded.extra, MANIFEST_KEY: manifest}
 
         def writer(fh: IO[bytes]) -> None:
             torch.save(data, fh)
