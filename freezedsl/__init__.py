@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from freezedsl import lint as lint
     from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
+    from freezedsl.manifest import restore_freeze
     from freezedsl.pipeline import Schedule, param_groups
     from freezedsl.planning.cost import cost
 
@@ -41,6 +42,7 @@ _LAZY = {
     "Schedule": "freezedsl.pipeline",
     "cost": "freezedsl.planning.cost",
     "param_groups": "freezedsl.pipeline",
+    "restore_freeze": "freezedsl.manifest",
 }
 # Subpackages reachable as attributes after a plain `import freezedsl` (imported on first
 # use: `freezedsl.lint.assert_ok(...)` works without `import freezedsl.lint`).
@@ -77,5 +79,6 @@ __all__ = [
     "load",
     "param_groups",
     "plan",
+    "restore_freeze",
     "rules_from",
 ]

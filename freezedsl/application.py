@@ -69,6 +69,8 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
     which skips re-reading every flag to check that the model did not change since.
     """
     check_expectations(plan)
+    if not fresh:
+        _check_not_stale(plan)
     objects = plan._objects
     before = plan._index.requires_grad
     now = before if fresh else list(map(_get_requires_grad, objects))
@@ -104,6 +106,30 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
                 p.requires_grad_(False)
         raise
     return plan
+
+
+def _check_not_stale(plan: Plan) -> None:
+    """The model must still hold the very tensors and modules the plan was made for.
+
+    A parameter replaced after planning (``model.fc = nn.Linear(...)``, a new
+    ``nn.Parameter``) would otherwise keep its old flags while the plan reports success
+    about the object it no longer has. Identity, not names, is compared.
+    """
+    from freezedsl.planning.index import build_index
+
+    old = plan._index
+    now = build_index(old.module_objects[0])
+    if len(now.objects) == len(old.objects) and all(a is b for a, b in zip(now.objects, old.objects)) and len(
+        now.module_objects
+    ) == len(old.module_objects) and all(a is b for a, b in zip(now.module_objects, old.module_objects)):
+        return
+    names = now.canonical_names()
+    old_ids = {id(p) for p in old.objects}
+    changed = [names[t] for t, p in enumerate(now.objects) if id(p) not in old_ids]
+    what = f"{changed[0]} was replaced" if changed else "the model's parameters or modules changed"
+    raise UsageError(
+        f"{what} since the plan was made (the plan holds the old tensor); plan again before applying"
+    )
 
 
 def set_flags(objects: list[Any], selected: bytes, flag: bool) -> None:

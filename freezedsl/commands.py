@@ -98,10 +98,19 @@ _model_options = [
         help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
     ),
     click.option(
+        "--device",
+        default="cpu",
+        show_default=True,
+        metavar="DEVICE",
+        help="Device to load MODEL's weights onto and to build a real (non-meta) architecture on, "
+        "e.g. cpu or cuda:0.",
+    ),
+    click.option(
         "--trust-pickle",
         is_flag=True,
-        help="Allow MODEL to be a whole pickled module (torch.save(model)). Unpickling runs "
-        "arbitrary code from the file: use it only for files you trust.",
+        help="Allow MODEL to be a whole pickled module (torch.save(model)) or a TorchScript "
+        "archive (torch.jit.save). Loading either runs code from the file: use it only for "
+        "files you trust.",
     ),
 ]
 
@@ -112,10 +121,13 @@ def model_options(fn: F) -> F:
     return fn
 
 
-def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None) -> Any:
+def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None, device: str = "cpu") -> Any:
     from freezedsl.loading import load_model
 
-    return load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta)
+    loaded = load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta, map_location=device)
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
+    return loaded
 
 
 def _color(ctx: click.Context, flag: bool | None) -> bool:
@@ -204,6 +216,7 @@ def plan_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     explain: bool,
     as_json: bool,
@@ -227,7 +240,7 @@ def plan_cmd(
     if dtype and not specs:
         raise UsageError("--dtype needs --input or --input-ids (it sets the dtype of the step estimate)")
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle)
+    loaded = _load(model, arch, trust_pickle, device=device)
     plan = program.plan(loaded.module)
     memory = cost = None
     if optimizer:
@@ -266,6 +279,7 @@ def apply_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     output: str | None,
     explain: bool,
@@ -280,7 +294,7 @@ def apply_cmd(
       torchvision.models:resnet18          an architecture (built on the meta device
                                            unless -o needs real weights)
       weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
-      scripted.pt                          a TorchScript archive
+      scripted.pt --trust-pickle           a TorchScript archive (runs code from the file)
       model.pt --trust-pickle              a whole pickled module (runs code from the file)
 
     Nothing is written when a rule or an `expect` fails; the input is never modified.
@@ -290,7 +304,7 @@ def apply_cmd(
     if output is not None:
         _check_output(output, rules, model)
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle, meta=False if output else None)
+    loaded = _load(model, arch, trust_pickle, meta=False if output else None, device=device)
     plan = program.plan(loaded.module)
     if not quiet:
         _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
@@ -303,8 +317,18 @@ def apply_cmd(
 
         manifest = make_manifest(loaded.module, rules_text=program.text, rules_path=program.path)
         save_model(loaded, output, manifest=manifest)
+        if loaded.kind == "arch":
+            click.echo(
+                f"warning: {model} is an architecture, so {output} holds freshly initialised "
+                "(random) weights; pass a checkpoint with --arch to freeze trained weights",
+                err=True,
+            )
         if not quiet and not as_json:
-            click.echo(f"wrote {output}")
+            from freezedsl.loaders.writing import writes_sidecar
+            from freezedsl.loading import sidecar_path
+
+            side = f" and {sidecar_path(output)}" if writes_sidecar(loaded) else ""
+            click.echo(f"wrote {output}{side}")
 
 
 def _check_output(output: str, *inputs: str) -> None:
@@ -321,7 +345,7 @@ def _check_output(output: str, *inputs: str) -> None:
             raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
     from freezedsl.fsutil import check_target
 
-    check_target(output)
+    check_target(output, probe=True)  # a read-only folder or a too-long name fails now
 
 
 # ------------------------------------------------------------------ bench
@@ -401,6 +425,7 @@ def show_cmd(
     ctx: click.Context,
     model: str,
     arch: str | None,
+    device: str,
     trust_pickle: bool,
     depth: int | None,
     show_params: bool,
@@ -413,7 +438,7 @@ def show_cmd(
     from freezedsl.planning.index import build_index
     from freezedsl.planning.tree import render_tree
 
-    loaded = _load(model, arch, trust_pickle)
+    loaded = _load(model, arch, trust_pickle, device=device)
     use_color = _color(ctx, color)
     text = render_tree(
         build_index(loaded.module), depth=depth, params=show_params, color=use_color, root=root, collapse=collapse

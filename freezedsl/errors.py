@@ -9,6 +9,7 @@ without a traceback. This module must not import torch: ``freezedsl check`` reli
 
 from __future__ import annotations
 
+from freezedsl.safetext import printable, source_with_caret
 from freezedsl.util import frozen_record
 
 MAX_MESSAGE = 600  # characters of one error line; longer selectors are elided in the middle
@@ -77,17 +78,16 @@ class FreezeError(Exception):
         text = self.message
         if self.hint:
             text = f"{text}; {self.hint}"
-        text = elide(" ".join(text.split("\n")))
+        text = printable(elide(" ".join(text.split("\n"))))  # a name may hold ANSI escapes
         if self.path is None and self.line is None:
             return text
-        return f"{self.location()}: {text}"
+        return f"{printable(self.location())}: {text}"
 
     def render(self) -> str:
         """The one-line message plus the offending source line and a caret."""
         out = self.one_line()
         if self.source_line is not None and self.col is not None:
-            shown = self.source_line.rstrip("\n").replace("\t", " ")
-            col = max(self.col, 1)
+            shown, col = source_with_caret(self.source_line, self.col)
             if len(shown) > 120:  # show a window around the caret
                 start = max(0, col - 60)
                 shown = shown[start : start + 120]

@@ -4,7 +4,7 @@ A state dict stores values only, so the result of ``freezedsl apply`` would be l
 the next ``load_state_dict``. The manifest records every parameter's requires_grad
 (under every name, tied aliases included) plus the hash of the rules that produced it,
 and :func:`apply_manifest` restores it all-or-nothing. Names are compared in their
-canonical form (:func:`freezedsl.loading.canonical_name`), so a manifest written for a
+canonical form (:func:`freezedsl.loaders.base.canonical_name`), so a manifest written for a
 DDP- or ``torch.compile``-wrapped model fits the plain one.
 """
 
@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
-from freezedsl.loading import atomic_write, canonical_name
+from freezedsl.fsutil import atomic_write
+from freezedsl.loaders.base import canonical_name
 
-__all__ = ["FORMAT", "apply_manifest", "load_manifest", "make_manifest", "save_manifest"]
+__all__ = ["FORMAT", "apply_manifest", "load_manifest", "make_manifest", "restore_freeze", "save_manifest"]
 
 FORMAT = "freezedsl-manifest/1"
 _FORMAT_PREFIX = "freezedsl-manifest/"
@@ -82,9 +83,23 @@ def make_manifest(
         "torch_version": str(torch.__version__),  # TorchVersion would need pickle
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    stats = _stats_frozen(module)
+    if stats:
+        manifest["stats_frozen"] = stats
     if extra:
         manifest["extra"] = dict(extra)
     return manifest
+
+
+def _named_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(canonical_name(n), m) for n, m in module.named_modules()]
+
+
+def _stats_frozen(module: nn.Module) -> list[str]:
+    """Norm layers whose running statistics ``freeze stats`` pinned (kept in eval mode)."""
+    from freezedsl.application import stats_frozen
+
+    return [name for name, m in _named_modules(module) if name and stats_frozen(m)]
 
 
 def _validate(manifest: object, where: str) -> dict[str, bool]:
@@ -160,8 +175,73 @@ def apply_manifest(module: nn.Module, manifest: dict[str, Any], *, strict: bool 
                 "tensor, so give them the same value"
             )
 
+    stats = manifest.get("stats_frozen", [])
+    if not isinstance(stats, list) or not all(isinstance(n, str) for n in stats):
+        raise ModelLoadError("the manifest's 'stats_frozen' is not a list of module names")
+    modules = dict(_named_modules(module))
+    missing = [n for n in stats if n not in modules]
+    if missing:
+        raise ModelLoadError(
+            f"the manifest freezes the statistics of {len(missing)} module(s) the model does not "
+            f"have ({_listed(missing)}); it was made for a different model"
+        )
+
     for name, flag in wanted.items():
         by_name[name].requires_grad_(flag)
+    _pin_stats([modules[n] for n in stats])
+
+
+def _pin_stats(norms: list[nn.Module]) -> None:
+    """Keep these norm layers in eval mode across ``model.train()``, as ``freeze stats`` does."""
+    from freezedsl.application import STATS_ATTR, keep_eval, stats_frozen
+
+    for m in norms:
+        if not stats_frozen(m):
+            handle = m.register_forward_pre_hook(keep_eval)
+            setattr(m, STATS_ATTR, handle.id)
+            m.training = False
+
+
+def restore_freeze(module: nn.Module, path: str | os.PathLike[str], *, strict: bool = True) -> dict[str, Any]:
+    """Reapply the freeze that ``freezedsl apply -o PATH`` stored, in one call.
+
+    ``path`` is the written model file or its manifest: the sidecar ``PATH.freeze.json``
+    beside a bare state dict, or the ``freezedsl_manifest`` entry of a checkpoint dict
+    (read with ``weights_only=True``). Returns the manifest that was applied.
+    """
+    from freezedsl.loaders.base import sidecar_path
+
+    shown = os.fspath(path)
+    side = shown if shown.endswith(".json") else sidecar_path(shown)
+    if os.path.exists(side):
+        manifest = load_manifest(side)
+    else:
+        manifest = _manifest_in_checkpoint(shown)
+    apply_manifest(module, manifest, strict=strict)
+    return manifest
+
+
+def _manifest_in_checkpoint(path: str) -> dict[str, Any]:
+    from freezedsl.loaders.base import MANIFEST_KEY
+    from freezedsl.loaders.kinds import check_model_path, sniff
+    from freezedsl.loaders.unpickle import PickledObject, load_weights_only
+
+    check_model_path(path)
+    try:
+        obj = load_weights_only(path, sniff(path), "cpu")
+    except PickledObject as found:
+        raise ModelLoadError(
+            f"{path} is a pickled object ({found.global_name}); load it with "
+            "freezedsl.loading.load_model(path, trust_pickle=True), which applies its manifest"
+        ) from None
+    manifest = obj.get(MANIFEST_KEY) if isinstance(obj, dict) else None
+    if manifest is None:
+        raise ModelLoadError(
+            f"{path} holds no freeze manifest and has no {os.path.basename(path)}.freeze.json "
+            "beside it; write it with freezedsl apply -o"
+        )
+    _validate(manifest, f"the manifest in {path}")
+    return dict(manifest)
 
 
 def save_manifest(manifest: dict[str, Any], path: str | os.PathLike[str]) -> None:

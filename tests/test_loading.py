@@ -565,9 +565,9 @@ def test_round_trip_pickle(tmp_path: Path) -> None:
 def test_round_trip_torchscript(tmp_path: Path) -> None:
     src = tmp_path / "in.pt"
     _jit_save(small_cnn(), src)
-    loaded = load_model(str(src))
+    loaded = load_model(str(src), trust_pickle=True)
     assert loaded.kind == "torchscript" and loaded.manifest is None
-    back = _round_trip(loaded, tmp_path / "out.pt")
+    back = _round_trip(loaded, tmp_path / "out.pt", trust_pickle=True)
     assert back.manifest is not None and back.manifest["frozen_count"] > 0
 
 
@@ -614,7 +614,7 @@ def test_round_trip_resnet18(tmp_path: Path, kind: str) -> None:
         _round_trip(loaded, tmp_path / "out.pt", trust_pickle=True)
     else:
         _jit_save(model, src)
-        _round_trip(load_model(str(src)), tmp_path / "out.pt")
+        _round_trip(load_model(str(src), trust_pickle=True), tmp_path / "out.pt", trust_pickle=True)
 
 
 def test_module_exports() -> None:
@@ -644,3 +644,99 @@ def test_stale_manifest_in_checkpoint_is_reported(tmp_path: Path) -> None:
         load_model(str(path), arch=CNN)
     assert "stored freeze manifest does not fit" in _message(excinfo)
     assert load_model(str(path), arch=CNN, apply_manifest=False).manifest == manifest
+
+
+# ------------------------------------------------------------------ apply -o keeps the file's kind
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_state_dict_output_loads_with_plain_torch(tmp_path: Path, prefix: str) -> None:
+    """`apply -o` on a bare state dict writes a bare state dict: same keys, same prefix,
+    loadable by model.load_state_dict(torch.load(OUT)); the freeze sits beside it."""
+    from click.testing import CliRunner
+
+    import freezedsl
+    from freezedsl.cli import main
+
+    model = small_cnn()
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "in.pt")
+    (tmp_path / "r.frz").write_text("freeze features\nfreeze stats features.**\n")
+    result = CliRunner().invoke(
+        main, ["apply", str(tmp_path / "r.frz"), str(tmp_path / "in.pt"), "--arch", CNN, "-o", str(tmp_path / "out.pt")]
+    )
+    assert result.exit_code == 0, result.stderr
+    out = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert list(out) == list(state)
+    fresh = small_cnn()
+    fresh.load_state_dict({k.removeprefix(prefix): v for k, v in out.items()})
+    assert (tmp_path / "out.pt.freeze.json").exists()
+    manifest = freezedsl.restore_freeze(fresh, tmp_path / "out.pt")
+    assert manifest["stats_frozen"]
+    assert not any(p.requires_grad for p in fresh.features.parameters())
+    assert all(p.requires_grad for p in fresh.classifier.parameters())
+    fresh.train()
+    from freezedsl.application import stats_frozen
+
+    assert all(stats_frozen(m) for m in fresh.features.modules() if isinstance(m, nn.BatchNorm2d))
+    back = load_model(str(tmp_path / "out.pt"), arch=CNN)  # freezedsl reapplies the sidecar itself
+    assert not any(p.requires_grad for p in back.module.features.parameters())
+
+
+def test_architecture_output_warns_about_random_weights(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from freezedsl.cli import main
+
+    (tmp_path / "r.frz").write_text("freeze features\n")
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "r.frz"), CNN, "-o", str(tmp_path / "o.pt"), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert "freshly initialised (random) weights" in result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_checkpoint_dict_output_keeps_its_keys_and_the_manifest(tmp_path: Path, prefix: str) -> None:
+    import freezedsl
+
+    state = {prefix + k: v for k, v in small_cnn().state_dict().items()}
+    torch.save({"model": state, "epoch": 3}, tmp_path / "c.pt")
+    loaded = load_model(str(tmp_path / "c.pt"), arch=CNN)
+    loaded.module.features.requires_grad_(False)
+    save_model(loaded, tmp_path / "o.pt")
+    out = torch.load(tmp_path / "o.pt", weights_only=True)
+    assert set(out) == {"model", "epoch", "freezedsl_manifest"}
+    assert list(out["model"]) == list(state)
+    fresh = small_cnn()
+    fresh.load_state_dict({k.removeprefix(prefix): v for k, v in out["model"].items()})
+    freezedsl.restore_freeze(fresh, tmp_path / "o.pt")
+    assert not any(p.requires_grad for p in fresh.features.parameters())
+
+
+# ------------------------------------------------------------------ builders: meta fallback, no downloads
+
+
+def test_builder_that_fails_on_meta_falls_back_to_cpu_with_a_note() -> None:
+    pytest.importorskip("torchvision")
+    loaded = load_model("torchvision.models:regnet_x_400mf")
+    assert not loaded.on_meta and loaded.notes and "cannot be built on the meta device" in loaded.notes[0]
+
+
+def test_detection_builder_never_downloads_its_backbone() -> None:
+    pytest.importorskip("torchvision")
+    loaded = load_model("torchvision.models.detection:fasterrcnn_mobilenet_v3_large_fpn(weights=None)")
+    assert any("weights_backbone=None" in n for n in loaded.notes)
+
+
+def test_builder_that_would_download_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: a download would start
+    with pytest.raises(ModelLoadError) as excinfo:
+        load_model("torchvision.models:resnet18(weights='DEFAULT')")
+    text = _message(excinfo)
+    assert "tried to download https://" in text and "weights=None" in text
+    assert not list(tmp_path.rglob("*.pth"))
+
+
+def test_device_option_is_checked() -> None:
+    with pytest.raises(UsageError, match="is not a device"):
+        load_model(CNN, map_location="nowhere")

@@ -170,7 +170,11 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 )
 @click.option("--model", "model_spec", metavar="SPEC", help="Model for checking .frz files.")
 @click.option("--arch", metavar="ARCH", help="Architecture for a --model state dict file.")
-@click.option("--trust-pickle", is_flag=True, help="Allow --model to unpickle arbitrary objects.")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow --model to be a pickled module or a TorchScript archive (both run code from the file).",
+)
 @click.option("--select", multiple=True, metavar="CODES", help=f"Enable only these. {_CODES_HELP}")
 @click.option("--ignore", multiple=True, metavar="CODES", help=f"Disable these. {_CODES_HELP}")
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Enable these too.")

@@ -192,6 +192,11 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> LintC
     directory.
     """
     if path is not None:
+        from freezedsl.fsutil import unreadable_reason
+
+        reason = unreadable_reason(path)
+        if reason:
+            raise ConfigError(f"{path}: config file {reason}; pass a pyproject.toml")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         source: Path | None = path
@@ -209,6 +214,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
 

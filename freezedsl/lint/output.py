@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from freezedsl.lint.registry import Diagnostic, Rule, Severity
 from freezedsl.lint.runner import LintReport
+from freezedsl.safetext import printable, source_with_caret
 
 __all__ = [
     "DOCS_URL",
@@ -72,15 +73,15 @@ def summary_line(report: LintReport) -> str:
 
 
 def _where(d: Diagnostic) -> str:
-    return d.location() if d.path else RUNTIME_PATH
+    return printable(d.location()) if d.path else RUNTIME_PATH
 
 
 def _message(d: Diagnostic, *, one_line: bool = False) -> str:
     """The message, naming the object when there is no line to point at."""
     text = " ".join(d.message.splitlines()) if one_line else d.message
     if d.line is None and d.obj:
-        return f"{text} [{d.obj}]"
-    return text
+        return printable(f"{text} [{d.obj}]")
+    return printable(text) if one_line else "\n".join(map(printable, text.split("\n")))
 
 
 def _source_excerpt(d: Diagnostic, sources: Mapping[str, str]) -> list[str]:
@@ -90,8 +91,8 @@ def _source_excerpt(d: Diagnostic, sources: Mapping[str, str]) -> list[str]:
     lines = text.splitlines()
     if not 1 <= d.line <= len(lines):
         return []
-    shown = lines[d.line - 1].replace("\t", " ")
-    return [f"  {shown}", f"  {' ' * (max(d.col or 1, 1) - 1)}^"]
+    shown, col = source_with_caret(lines[d.line - 1], d.col or 1)
+    return [f"  {shown}", f"  {' ' * (col - 1)}^"]
 
 
 def render_text(report: LintReport, *, show_source: bool = False) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from freezedsl.errors import FreezeError, UsageError
+from freezedsl.fsutil import unreadable_reason
 from freezedsl.lint import registry
 from freezedsl.lint.config import LintConfig, all_codes
 from freezedsl.lint.registry import Diagnostic, Rule, Severity
@@ -269,6 +270,7 @@ def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
             if config.is_excluded(raw) and raw not in (".", ""):
                 continue
             found: list[str] = []
+            tree = os.path.realpath(raw)
             for folder, dirs, files in os.walk(raw):
                 dirs[:] = sorted(
                     d
@@ -277,9 +279,15 @@ def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
                     and d not in SKIP_DIRS
                     and not config.is_excluded(os.path.join(folder, d))
                 )
-                found.extend(os.path.join(folder, f) for f in files if f.endswith(SUFFIXES))
+                found.extend(
+                    os.path.join(folder, f)
+                    for f in files
+                    if f.endswith(SUFFIXES) and _inside(os.path.join(folder, f), tree)
+                )
             for f in sorted(found):
                 add(_tidy(f))
+        elif unreadable_reason(raw):
+            raise UsageError(f"{raw}: {unreadable_reason(raw)}; pass a .py or .frz file")
         elif path.is_file():
             if not raw.endswith(SUFFIXES):
                 raise UsageError(f"{raw}: unsupported file type (expected .py or .frz)")
@@ -287,6 +295,13 @@ def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
         else:
             raise UsageError(f"{raw}: no such file or directory")
     return out
+
+
+def _inside(path: str, tree: str) -> bool:
+    """A walked file is linted only if it is a regular file that stays in the tree: a
+    symlink out of it (to /proc/self/environ, say) is skipped; name it to lint it."""
+    real = os.path.realpath(path)
+    return (real == tree or real.startswith(tree.rstrip(os.sep) + os.sep)) and unreadable_reason(path) is None
 
 
 def _tidy(path: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from freezedsl.safetext import printable
+
 if TYPE_CHECKING:
     from freezedsl.planning.plan import Plan
 
@@ -26,17 +28,17 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
     prog = plan.program
     out: list[str] = []
     total = plan.total_elements
-    header = f"Plan: {prog.path or '<rules>'} on {plan.model_class} ({len(plan.params):,} tensors, {total:,} parameters)"
+    header = f"Plan: {printable(prog.path or '<rules>')} on {printable(plan.model_class)} ({len(plan.params):,} tensors, {total:,} parameters)"
     out.append(_style(header, color, bold=True))
     for w in plan.warnings:
-        out.append(_style(f"warning: {w}", color, fg="yellow"))
+        out.append(_style(f"warning: {printable(w)}", color, fg="yellow"))
     out.append("")
     rows = [r for r in plan.statements if r.action != "expect"]
     if rows:
         width = min(max(len(r.text) for r in rows), 60)
         out.append(f"  {'#':>3}  {'line':>4}  {'statement':<{width}}  {'matched':>24}  {'decides':>24}")
         for r in rows:
-            text = r.text if len(r.text) <= width else r.text[: width - 3] + "..."
+            text = printable(r.text if len(r.text) <= width else r.text[: width - 3] + "...")
             matched = f"{r.matched_tensors:,} t / {r.matched_elements:,} p"
             decides = f"{r.decided_tensors:,} t / {r.decided_elements:,} p"
             if r.action in ("convert", "freeze stats", "unfreeze stats"):
@@ -87,7 +89,7 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
         out.append("expectations:")
         for e in plan.expectations:
             mark = _style("ok  ", color, fg="green") if e.ok else _style("FAIL", color, fg="red", bold=True)
-            out.append(f"  {mark}  line {e.line}: {e.text} -- {e.detail}")
+            out.append(f"  {mark}  line {e.line}: {printable(e.text)} -- {printable(e.detail)}")
     return "\n".join(out)
 
 
@@ -103,10 +105,11 @@ def _explain(plan: Plan, color: bool) -> list[str]:
             why = "kept (no statement matches)"
         else:
             r = by_number[p.decided_by]
-            why = f"line {r.line}: {r.text}"
+            why = printable(f"line {r.line}: {r.text}")
         name = p.name
         if len(p.aliases) > 1:
             name += " (= " + ", ".join(p.aliases[1:]) + ")"
+        name = printable(name)
         lines.append(f"  {mark} {state_txt}  {name:<{name_w}}  {_shape(p.shape):<16} {p.numel:>12,}  {why}")
     return lines
 

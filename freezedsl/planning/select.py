@@ -378,9 +378,13 @@ class Evaluator:
         hint: str | None = None
         if isinstance(part, ast.Word):
             close = difflib.get_close_matches(part.name, candidates, n=3, cutoff=0.6)
+            parametrized = f"{prefix}.parametrizations.{part.name}." if prefix else f"parametrizations.{part.name}."
+            originals = [n for n in self.index.names if n.startswith(parametrized)] if "parametrizations" in candidates else []
             if close:
                 opts = [f"{prefix}.{c}" if prefix else c for c in close]
                 hint = "did you mean " + _or(opts) + "?"
+            elif originals:  # weight_norm / spectral_norm: the parameter lives under parametrizations
+                hint = f"{shown} is parametrized (weight_norm, ...); its tensors are " + _or(originals[:3])
             elif part.name == "module" and k == 0:
                 hint = "rules use the bare model's names: drop the 'module.' prefix"
             else:

@@ -25,6 +25,7 @@ from typing import Any
 
 from freezedsl.errors import UsageError
 from freezedsl.planning.index import ModelIndex
+from freezedsl.safetext import printable
 
 COLOURS = {"trainable": "green", "frozen": "blue"}
 
@@ -157,7 +158,11 @@ def render_tree(
     lines: list[str] = []
     state, total, _train = _state(index, top)
     classes = index.classes(top)
-    head = f"{index.model_class}" if top == 0 else f"{index.module_paths[top]}  {classes[0] if classes else '?'}"
+    head = (
+        printable(index.model_class)
+        if top == 0
+        else f"{printable(index.module_paths[top])}  {printable(classes[0]) if classes else '?'}"
+    )
     head += f"  {total:,} params"
     if index.wrapper and top == 0:
         head += f"  (inside {index.wrapper})"
@@ -166,16 +171,16 @@ def render_tree(
     lines.append(style(head, bold=True) if color else head)
 
     def param_row(i: int, prefix: str, branch: str) -> str:
-        path = index.names[i]
+        path = printable(index.names[i])
         info = index.tensors[index.tensor_of[i]]
         st = "trainable" if info.requires_grad else "frozen"
         shape = "[" + ", ".join(map(str, info.shape)) + "]"
-        alias = "" if info.name == path else f"  (= {info.name})"
+        alias = "" if info.name == index.names[i] else f"  (= {printable(info.name)})"
         return f"{prefix}{branch}{style(path, fg='cyan')}  {shape}  {info.numel:,}  {stated(st)}{alias}"
 
     def module_row(run: list[int], first: int, prefix: str, branch: str) -> str:
         child = run[0]
-        cls = index.classes(child)[0] if index.classes(child) else "?"
+        cls = printable(index.classes(child)[0]) if index.classes(child) else "?"
         if len(run) == 1:
             label, path = f"[{first}]", index.module_paths[child]
             ctotal, ctrain = _state(index, child)[1:]
@@ -188,7 +193,7 @@ def render_tree(
             cls = f"{cls} x{len(run)}"
             sizes = [_state(index, k) for k in run]
             ctotal, ctrain = sum(s[1] for s in sizes), sum(s[2] for s in sizes)
-        text = f"{prefix}{branch}{style(label, dim=True)} {style(path, bold=True)}  {cls}"
+        text = f"{prefix}{branch}{style(label, dim=True)} {style(printable(path), bold=True)}  {cls}"
         if ctotal:
             text += f"  {ctotal:,}  " + stated(_describe(ctotal, ctrain))
             if len(run) > 1:

@@ -706,9 +706,12 @@ def read_rules(path: str | os.PathLike[str]) -> str:
         raise RuleSyntaxError(f"rule file not found: {shown}; pass the path of a .frz file", path=shown)
     if p.is_dir():
         raise RuleSyntaxError(f"{shown} is a directory; pass the path of a .frz rule file", path=shown)
-    if not p.is_file():
+    from freezedsl.fsutil import unreadable_reason
+
+    reason = unreadable_reason(p)  # also a symlink into /proc, /sys or /dev
+    if reason or not p.is_file():
         raise RuleSyntaxError(
-            f"{shown} is not a regular file (a device, pipe or socket); pass the path of a .frz rule file",
+            f"{shown} {reason or 'is not a regular file'}; pass the path of a .frz rule file",
             path=shown,
         )
     try:

@@ -61,7 +61,7 @@ KINDS = [
     ("state-dict", ["s.frz", "model.pt", "--arch", CNN], "torch.save"),
     ("architecture", ["s.frz", CNN], "torch.save"),
     ("pickled-module", ["t.frz", "{m}/tiny_pickled.pt", "--trust-pickle"], "torch.save"),
-    ("torchscript", ["t.frz", "{m}/tiny_ts.pt"], "torch.jit.save"),
+    ("torchscript", ["t.frz", "{m}/tiny_ts.pt", "--trust-pickle"], "torch.jit.save"),
 ]
 
 
