@@ -340,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result, steps, script, args = _parse(sys.argv[1:] if argv is None else argv)
     session = _Session(result, steps, script)
     _restore_environment()
+    # If lint dies without cleaning up (SIGKILL), end the script's whole tree ourselves.
+    from freezedsl.lint.supervise import watch_lifeline
+
+    watch_lifeline()
     session.write(final=False, exit_code=None, stopped=False, crashed=None)
     _arm(session)
 

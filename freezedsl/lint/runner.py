@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import io
 import os
 import re
+import tokenize
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -308,6 +310,7 @@ class RunSummary:
     crashed: str | None
     models: tuple[str, ...]
     optimizers: tuple[str, ...]
+    timed_out: bool = False  # stopped at --timeout: never described as "finished"
 
     def failure(self) -> str | None:
         """One line if the script failed on its own; ``None`` if it ran fine or we stopped it.
@@ -389,9 +392,9 @@ class _Filter:
             text = self.report.sources.get(path)
             if text is None and path.endswith(SUFFIXES) and os.path.isfile(path):
                 try:
-                    text = Path(path).read_text(encoding="utf-8")
+                    text = read_source(path)
                     self.report.sources[path] = text
-                except (OSError, UnicodeDecodeError):
+                except (OSError, UnicodeDecodeError, SyntaxError):
                     text = None
             self._noqa[path] = parse_noqa(text) if text is not None else Noqa()
         return self._noqa[path]
@@ -442,8 +445,8 @@ def lint_paths(
     loaded_model: object | None = None
     for path in files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_source(path)
+        except (OSError, UnicodeDecodeError, SyntaxError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             report.errors.append(f"{path}: cannot read file: {reason}")
             continue
@@ -456,6 +459,23 @@ def lint_paths(
             loaded_model = _load_model(model, arch, trust_pickle)
         filt.add(_check_file(path, text, loaded_model))
     return report
+
+
+def read_source(path: str) -> str:
+    """The text of a file to lint, decoded the way its interpreter reads it.
+
+    Python files honour a UTF-8 BOM and a PEP 263 coding declaration (``# -*- coding:
+    latin-1 -*-``), as ``python`` does (``tokenize.detect_encoding``); a BOM used to be a
+    false FZ002 and a latin-1 declaration an unreadable file. Rule files are UTF-8, a BOM
+    dropped (as :func:`freezedsl.syntax.parser.read_rules` does). Raises ``OSError``,
+    ``UnicodeDecodeError`` or ``SyntaxError`` (an unknown encoding in the declaration).
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not path.endswith(".py"):
+        return data.decode("utf-8").removeprefix("\ufeff")
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return data.decode(encoding).removeprefix("\ufeff")
 
 
 def _check_file(path: str, text: str, model: object | None) -> list[Diagnostic]:
@@ -513,5 +533,6 @@ def lint_script(
         crashed=result.crashed,
         models=tuple(result.models),
         optimizers=tuple(result.optimizers),
+        timed_out=bool(getattr(result, "timed_out", False)),
     )
     return report

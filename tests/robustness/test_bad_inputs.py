@@ -949,7 +949,7 @@ CASES: list[Case] = [
     case(
         "lint-report-in-missing-directory",
         2,
-        "freezedsl: nodir/report.txt: cannot write report: No such file or directory",
+        "freezedsl: cannot write nodir/report.txt: directory nodir does not exist; create it first",
         argv=("lint", "r.frz", "--model", CNN, "-o", "nodir/report.txt"),
         setup=LINTED,
     ),
