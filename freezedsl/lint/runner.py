@@ -394,7 +394,7 @@ class _Filter:
                 try:
                     text = read_source(path)
                     self.report.sources[path] = text
-                except (OSError, UnicodeDecodeError, SyntaxError):
+                except (OSError, UnicodeDecodeError, SyntaxError, FreezeError):
                     text = None
             self._noqa[path] = parse_noqa(text) if text is not None else Noqa()
         return self._noqa[path]
@@ -446,6 +446,9 @@ def lint_paths(
     for path in files:
         try:
             text = read_source(path)
+        except FreezeError as exc:  # a rule file over the size limit, not UTF-8, ...
+            report.errors.append(exc.one_line())
+            continue
         except (OSError, UnicodeDecodeError, SyntaxError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             report.errors.append(f"{path}: cannot read file: {reason}")
@@ -466,14 +469,17 @@ def read_source(path: str) -> str:
 
     Python files honour a UTF-8 BOM and a PEP 263 coding declaration (``# -*- coding:
     latin-1 -*-``), as ``python`` does (``tokenize.detect_encoding``); a BOM used to be a
-    false FZ002 and a latin-1 declaration an unreadable file. Rule files are UTF-8, a BOM
-    dropped (as :func:`freezedsl.syntax.parser.read_rules` does). Raises ``OSError``,
+    false FZ002 and a latin-1 declaration an unreadable file. Rule files are UTF-8,
+    read by :func:`freezedsl.syntax.parser.read_rules` (its size limit, BOM and one-line
+    errors, a :class:`~freezedsl.errors.FreezeError`). Raises ``OSError``,
     ``UnicodeDecodeError`` or ``SyntaxError`` (an unknown encoding in the declaration).
     """
+    if not path.endswith(".py"):
+        from freezedsl.syntax.parser import read_rules
+
+        return read_rules(path)
     with open(path, "rb") as fh:
         data = fh.read()
-    if not path.endswith(".py"):
-        return data.decode("utf-8").removeprefix("\ufeff")
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     return data.decode(encoding).removeprefix("\ufeff")
 

@@ -125,3 +125,16 @@ def test_undecodable_python_is_one_line_exit_2() -> None:
         result = lint("--no-run", name)
         assert result.exit_code == 2
         assert result.stderr.startswith(f"freezedsl: {name}: cannot read file:")
+
+
+def test_oversized_rule_file_is_one_located_line_in_lint() -> None:
+    from freezedsl.syntax.parser import MAX_SOURCE_BYTES
+
+    Path("big.frz").write_bytes(b"# padding\n" * (MAX_SOURCE_BYTES // 10 + 1))
+    result = lint("big.frz")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"freezedsl: big.frz: rule file is {MAX_SOURCE_BYTES + 10 - MAX_SOURCE_BYTES % 10} bytes; "
+        f"the limit is {MAX_SOURCE_BYTES} bytes (1 MiB)"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1

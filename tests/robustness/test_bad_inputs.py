@@ -48,7 +48,7 @@ Setup = Callable[[Path, ModelFiles], None]
 #: table is under 400 characters).
 MAX_FIRST_LINE = 1000
 
-MAX_RULES = 16 * 1024 * 1024  # freezedsl.syntax.parser.MAX_SOURCE_BYTES
+MAX_RULES = 1024 * 1024  # freezedsl.syntax.parser.MAX_SOURCE_BYTES
 
 
 @dataclass(frozen=True)
