@@ -82,6 +82,17 @@ $ freezedsl rule --all                       # list every code
   Python files are decoded as Python decodes them (a UTF-8 BOM, a PEP 263
   `# -*- coding: latin-1 -*-` line).
 
+**Workers are checked too.** Training that runs in child Python processes --
+`torch.multiprocessing.spawn`, `multiprocessing` with the spawn or fork start method,
+`subprocess` running `python`, launchers like torchrun -- is instrumented: the run puts a
+`sitecustomize` shim first on `PYTHONPATH` (the script sees its own `PYTHONPATH` after it,
+and a variable `FREEZEDSL_LINT_WORKER`), every child interpreter loads it and arms the same
+checks, and the first worker that reaches its first `optimizer.step()` (or its `--steps N`)
+reports for the run, which then ends. A child started with `python -I`, `-E` or `-S`, with
+an environment that drops `PYTHONPATH`, or with another interpreter is not instrumented;
+if only such children train, the run reports FZ312. A run stopped at `--timeout` is
+reported as stopped, never as finished.
+
 **Nothing outlives a run.** The script runs in a new session; when the run ends -- the
 script finishes, `--timeout` stops it, or lint itself gets Ctrl-C (exit code 130),
 SIGTERM (143) or SIGHUP (129) -- the script and every process it started are killed,
