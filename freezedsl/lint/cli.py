@@ -28,7 +28,7 @@ from freezedsl.lint import runner
 from freezedsl.lint.config import LintConfig, all_codes, load_config, parse_codes
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
-from freezedsl.lint.supervise import Terminated
+from freezedsl.lint.supervise import Terminated, fatal_signals_raise
 
 __all__ = ["lint_command", "rule_command"]
 
@@ -128,13 +128,16 @@ def _guarded(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         try:
-            return fn(*args, **kwargs)
+            # SIGTERM/SIGHUP unwind like Ctrl-C: a report being written is not left half
+            # done (atomic_write removes its temporary file), a run is ended first.
+            with fatal_signals_raise():
+                return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Terminated as exc:  # SIGTERM/SIGHUP during a run: the script was ended first
             click.echo(
-                f"freezedsl: terminated by {exc.name}; the script and every process it "
-                "started were stopped",
+                f"freezedsl: terminated by {exc.name}; no report was written and nothing "
+                "the command started is left running",
                 err=True,
             )
             raise

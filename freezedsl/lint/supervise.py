@@ -46,6 +46,7 @@ __all__ = [
     "LIFELINE_ENV",
     "Terminated",
     "descendants",
+    "fatal_signals_raise",
     "kill_tree",
     "run_supervised",
     "set_subreaper",
@@ -211,7 +212,7 @@ def signal_tree(
 
 
 @contextlib.contextmanager
-def _fatal_signals_raise() -> Iterator[None]:
+def fatal_signals_raise() -> Iterator[None]:
     """Turn SIGTERM/SIGHUP into :class:`Terminated` while the block runs.
 
     Only in the main thread and only where the signal still has its default action: a
@@ -284,7 +285,7 @@ def run_supervised(
     pump: threading.Thread | None = None
     timed_out = False
     try:
-        with _fatal_signals_raise():
+        with fatal_signals_raise():
             try:
                 fd = _output_fd()
                 proc = subprocess.Popen(

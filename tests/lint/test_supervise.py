@@ -93,7 +93,7 @@ def _run_lint(
     [
         ("normal-end", 0.0, [], None, 1, "finished"),
         ("timeout", 60.0, ["--timeout", "1"], None, 1, "stopped at the timeout (not finished)"),
-        ("sigterm", 60.0, [], signal.SIGTERM, 143, "terminated by SIGTERM"),
+        ("sigterm", 60.0, ["-o", "report.txt"], signal.SIGTERM, 143, "terminated by SIGTERM"),
         ("sighup", 60.0, [], signal.SIGHUP, 129, "terminated by SIGHUP"),
         ("sigint", 60.0, [], signal.SIGINT, 130, "freezedsl: interrupted"),
         ("sigkill", 60.0, [], signal.SIGKILL, -signal.SIGKILL, ""),
@@ -110,6 +110,7 @@ def test_no_process_outlives_lint(
     while _alive(sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(sleeper), f"{case}: the script's setsid() sleeper outlived lint"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") or p.name == "report.txt"]
 
 
 def test_run_supervised_kills_orphans_and_keeps_the_exit_code(tmp_path: Path) -> None:
