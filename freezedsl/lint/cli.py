@@ -247,7 +247,8 @@ def lint_command(
     freezedsl lint --steps 3 train.py -- --lr 1e-4
 
     Everything after SCRIPT.py is passed to the script. Exit codes: 0 clean, 1 findings
-    or a failed script run, 2 usage, settings or internal error.
+    or a failed script run, 2 usage, settings or internal error, 130 interrupted (Ctrl-C),
+    143 / 129 ended by SIGTERM / SIGHUP.
     """
     if statistics and fmt not in ("text", "grouped", "json"):
         raise UsageError("--statistics works with --format text, grouped or json")

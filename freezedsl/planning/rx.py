@@ -282,7 +282,8 @@ class Matcher:
         if self.fast:
             return self._re.search(text)
         try:
-            return self._regex.search(text, timeout=left)
+            # concurrent: the GIL is released while it backtracks, other threads go on
+            return self._regex.search(text, concurrent=True, timeout=left)
         except TimeoutError:
             raise self._out_of_time(spent) from None
 

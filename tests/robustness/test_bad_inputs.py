@@ -954,6 +954,13 @@ CASES: list[Case] = [
         setup=LINTED,
     ),
     case(
+        "lint-report-is-an-input",
+        2,
+        "freezedsl: -o r.frz is one of the inputs (r.frz); write the report to a new file",
+        argv=("lint", "-o", "r.frz", "r.frz"),
+        setup=LINTED,
+    ),
+    case(
         "lint-unknown-option",
         2,
         "freezedsl lint: No such option '--bogus'",
