@@ -222,14 +222,14 @@ def _is_fast(pattern: str) -> bool:
                 return False
         return True
 
-    items = list(tree)
+    stack = list(reversed(list(tree)))  # next item last: popping is O(1)
     # Flatten plain groups (no repetition around them) into one sequence. Alternatives
     # and look-arounds without repetition inside cost a constant per position.
     flat: list[tuple[Any, Any]] = []
-    while items:
-        op, arg = items.pop(0)
+    while stack:
+        op, arg = stack.pop()
         if op == sre.SUBPATTERN:
-            items[:0] = list(arg[-1])
+            stack.extend(reversed(list(arg[-1])))
         elif op in (sre.BRANCH, sre.ASSERT, sre.ASSERT_NOT):
             if not repetition_free([(op, arg)]):
                 return False

@@ -358,7 +358,8 @@ class Evaluator:
 
     def _name_hint(self, pattern: str) -> str:
         names = self.index.names
-        close = difflib.get_close_matches(pattern, names[:20000], n=2, cutoff=0.5)
+        # difflib costs len(pattern) per name: a 200,000-character regex took seconds here
+        close = difflib.get_close_matches(pattern, names[:20000], n=2, cutoff=0.5) if len(pattern) <= 200 else []
         sample = close or names[:3]
         text = "parameter names look like " + ", ".join(sample) if sample else "the model has no parameters"
         return text + " (add '?' after the selector if it may match nothing)"
