@@ -4,8 +4,9 @@ The script runs in a child process (``python -m freezedsl.lint._bootstrap``) so 
 ``sys.exit``, argparse errors and crashes stay its own, and so that stopping it early
 is a plain ``os._exit`` there. The child runs the FZ3xx checks right before the first
 ``optimizer.step()`` (and, with ``steps=N``, watches frozen parameters for N steps),
-writes a JSON result and ends; this side waits, enforces the timeout by killing the
-child's whole process group, and turns the JSON back into diagnostics.
+writes a JSON result and ends; this side waits, enforces the timeout, and turns the JSON
+back into diagnostics. However the run ends, every process it started is killed
+(:func:`freezedsl.lint.supervise.run_supervised`).
 
 The script's stdout and stderr both go to this process's stderr, so lint output on
 stdout stays clean. This module does not import torch.
