@@ -240,3 +240,15 @@ def test_regex_engine_agrees_with_re_on_the_dialect(
     slow = rx.Matcher(pattern)
     slow.fast, slow._regex = False, theirs
     assert slow.hits(names, budget) == expected
+
+
+def test_a_long_regex_costs_linear_time() -> None:
+    """A 100,000-character regex: classifying it was quadratic (list.pop(0)), and the
+    'did you mean' hint ran difflib over it once per name."""
+    pattern = "x" * 100_000
+    start = time.process_time()
+    assert rx.is_fast(pattern)
+    model = nn.Sequential(*[nn.Linear(1, 1) for _ in range(200)])
+    with pytest.raises(SelectionError, match="matches no parameter name"):
+        freezedsl.compile(f'freeze name~"{pattern}"').plan(model)
+    assert time.process_time() - start < 15  # ~2 s; the quadratic walk alone took far longer
