@@ -80,6 +80,32 @@ $ freezedsl rule --all                       # list every code
   (`train.py exited with code 3`, `train.py crashed: ValueError: ... (train.py:12)`)
   and the exit code is 1 even with `--exit-zero`; stopping it after `--steps` or at
   the `--timeout` is not a failure (the runtime checks report a timeout themselves).
+  Python files are decoded as Python decodes them (a UTF-8 BOM, a PEP 263
+  `# -*- coding: latin-1 -*-` line).
+
+**Workers are checked too.** Training that runs in child Python processes --
+`torch.multiprocessing.spawn`, `multiprocessing` with the spawn or fork start method,
+`subprocess` running `python`, launchers like torchrun -- is instrumented: the run puts a
+`sitecustomize` shim first on `PYTHONPATH` (the script sees its own `PYTHONPATH` after it,
+and a variable `FREEZEDSL_LINT_WORKER`), every child interpreter loads it and arms the same
+checks, and the first worker that reaches its first `optimizer.step()` (or its `--steps N`)
+reports for the run, which then ends. A child started with `python -I`, `-E` or `-S`, with
+an environment that drops `PYTHONPATH`, or with another interpreter is not instrumented;
+if only such children train, the run reports FZ312. A run stopped at `--timeout` is
+reported as stopped, never as finished.
+
+**Nothing outlives a run.** The script runs in a new session; when the run ends -- the
+script finishes, `--timeout` stops it, or lint itself gets Ctrl-C (exit code 130),
+SIGTERM (143) or SIGHUP (129) -- the script and every process it started are killed,
+daemons that called `setsid()` included, so none keeps running or holds lint's output
+open. On Linux lint is a child subreaper for the run (orphans are re-parented to it and
+found through `/proc`); if lint is killed outright (SIGKILL), the script's bootstrap
+notices that its lifeline pipe to lint closed and ends its own process tree. Elsewhere
+the script's process group is killed.
+
+`-o PATH` writes the report atomically (a temporary file renamed over `PATH`) and is
+refused, before anything runs, when `PATH` is one of the inputs (also through a symlink
+or hard link): `freezedsl lint -o keep.frz keep.frz` used to replace the rule file.
 
 `--model SPEC` (with `--arch` for a state dict file, `--trust-pickle` for a pickled
 module) gives the `.frz` checks the real parameter names; the model is loaded on the

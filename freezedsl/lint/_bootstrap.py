@@ -8,6 +8,17 @@ pre-hook runs :func:`freezedsl.lint.runtime.check` right before the first
 compared after N steps of that optimizer. Then the results are written as JSON and the
 process ends with ``os._exit`` (no training beyond what was asked).
 
+Spawned Python workers (``torch.multiprocessing.spawn``, ``multiprocessing`` with the
+spawn start method, ``subprocess`` running ``python``, launchers like torchrun) are
+instrumented too: the bootstrap puts a ``sitecustomize`` shim on ``PYTHONPATH`` and names
+the run in ``FREEZEDSL_LINT_WORKER``; each child interpreter loads the shim, which arms
+the same hooks with its own result file (``RESULT.worker-PID.json``). A worker that
+reaches its first step (or its N steps) writes its result and waits; a thread in the
+main process merges the first finished worker's result into its own and ends the run,
+and lint then ends every process of it. A forked child that steps becomes a worker the
+same way. A child started with ``python -I``/``-E``/``-S``, with a cleared environment
+or another interpreter does not load the shim and is not instrumented.
+
 torch is not imported here: the hooks are installed when the script itself imports
 ``torch.optim.optimizer``, so environment variables the script sets before importing
 torch keep working. Only the standard library is used until the first step.
@@ -24,6 +35,8 @@ import json
 import os
 import runpy
 import sys
+import threading
+import time
 import traceback
 import types
 import weakref
@@ -33,6 +46,15 @@ from typing import Any
 _OPTIM_MODULE = "torch.optim.optimizer"
 # Frozen parameters copied for --steps are capped here (CPU memory).
 SNAPSHOT_BUDGET_BYTES = 2 << 30
+
+
+def _flush_all() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001, S110 - a closed or odd stream must not block exit
+            pass
 
 
 class _Session:
@@ -53,6 +75,8 @@ class _Session:
         self.models: list[str] = []
         self.optimizer_names: list[str] = []
         self.notes: list[str] = []
+        self.worker = False  # a spawned or forked worker: report, then wait to be ended
+        self.lock = threading.Lock()
 
     # ------------------------------------------------------------------ reporting
 
@@ -77,15 +101,38 @@ class _Session:
         os.replace(tmp, self.result)
 
     def stop(self, crashed: str | None = None) -> None:
-        """Write the final result and end the process now, without running more training."""
-        self.write(final=True, exit_code=None, stopped=True, crashed=crashed)
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:  # noqa: BLE001, S110 - a closed or odd stream must not block exit
-                pass
+        """Write the final result and end the process now, without running more training.
+
+        A worker does not exit (its launcher could restart it or fail the run): it waits
+        until the main process has taken its result and lint ends the run.
+        """
+        with self.lock:
+            self.write(final=True, exit_code=None, stopped=True, crashed=crashed)
+        if self.worker:
+            _flush_all()
+            while True:
+                time.sleep(3600)
+        _flush_all()
         os._exit(0)
+
+    def become_worker(self) -> None:
+        """This process was forked from the one the session was made in, and steps."""
+        base = self.result.split(".worker-")[0]
+        self.pid = os.getpid()
+        self.result = f"{base}.worker-{self.pid}.json"
+        self.worker = True
+        self.lock = threading.Lock()
+        self.depth = {}
+        self.checked, self.primary, self.done_steps, self.snapshot = False, None, 0, None
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Take a worker's findings as this run's (the main process did not step itself)."""
+        self.checked = self.checked or bool(other.get("checked"))
+        self.done_steps = max(self.done_steps, int(other.get("steps_done") or 0))
+        self.diagnostics = list(other.get("diagnostics") or [])
+        self.models = list(other.get("models") or [])
+        self.optimizer_names = list(other.get("optimizers") or [])
+        self.notes = list(other.get("notes") or [])
 
     # ------------------------------------------------------------------ hooks
 
@@ -99,8 +146,8 @@ class _Session:
         return out
 
     def pre_step(self, opt: Any, args: object, kwargs: object) -> None:
-        if os.getpid() != self.pid:
-            return
+        if os.getpid() != self.pid:  # a forked child (fork-started DDP worker) trains
+            self.become_worker()
         depth = self.depth.get(id(opt), 0) + 1
         self.depth[id(opt)] = depth
         if depth > 1 or self.checked:  # a subclass's step() calling super().step()
@@ -228,6 +275,138 @@ def _one_line(exc: BaseException, script: str | None) -> str:
     return out
 
 
+# ---------------------------------------------------------------------- workers
+
+#: Names the run for child interpreters: JSON with the main result file, steps, script
+#: and the directory that holds freezedsl (for a child that cannot import it otherwise).
+WORKER_ENV = "FREEZEDSL_LINT_WORKER"
+
+_SHIM = '''"""freezedsl lint: instrument this Python process as a worker of the linted script.
+
+Written by freezedsl.lint._bootstrap; loaded by every child interpreter through
+PYTHONPATH while ``freezedsl lint SCRIPT`` runs. It then loads the sitecustomize module
+it shadows, if there is one.
+"""
+import os as _os
+import sys as _sys
+
+
+def _freezedsl_lint_worker():
+    raw = _os.environ.get("FREEZEDSL_LINT_WORKER")
+    if not raw:
+        return
+    try:
+        import json
+
+        cfg = json.loads(raw)
+        if cfg.get("root") and cfg["root"] not in _sys.path:
+            _sys.path.append(cfg["root"])
+        from freezedsl.lint._bootstrap import arm_worker
+
+        arm_worker(cfg)
+    except Exception as exc:  # never break the worker itself
+        _sys.stderr.write(
+            f"freezedsl lint: this worker process is not instrumented: {type(exc).__name__}: {exc}\\n"
+        )
+
+
+def _chain():
+    import importlib.machinery
+    import importlib.util
+
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    path = [p for p in _sys.path if _os.path.abspath(p or ".") != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+_freezedsl_lint_worker()
+_chain()
+'''
+
+
+def arm_worker(cfg: dict[str, Any]) -> None:
+    """In a child interpreter (through the shim): arm the hooks with a result file of its own."""
+    result = f"{cfg['result']}.worker-{os.getpid()}.json"
+    session = _Session(result, int(cfg.get("steps", 0)), str(cfg.get("script", "")))
+    session.worker = True
+    _arm(session)
+
+
+def _share_with_workers(session: _Session, root: str | None) -> None:
+    """Let child interpreters instrument themselves, and watch for their results."""
+    shim = os.path.join(os.path.dirname(os.path.abspath(session.result)), "shim")
+    os.makedirs(shim, exist_ok=True)
+    with open(os.path.join(shim, "sitecustomize.py"), "w", encoding="utf-8") as fh:
+        fh.write(_SHIM)
+    os.environ[WORKER_ENV] = json.dumps(
+        {"result": session.result, "steps": session.steps, "script": session.script, "root": root}
+    )
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = shim + (os.pathsep + old if old else "")
+    threading.Thread(target=_watch_workers, args=(session,), name="freezedsl-workers", daemon=True).start()
+
+
+def _worker_results(session: _Session) -> list[dict[str, Any]]:
+    """The workers' result files (finished first, then by name)."""
+    folder = os.path.dirname(os.path.abspath(session.result))
+    prefix = os.path.basename(session.result) + ".worker-"
+    found: list[dict[str, Any]] = []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".json"):
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    raw = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            if isinstance(raw, dict) and raw.get("checked"):
+                found.append(raw)
+    found.sort(key=lambda raw: not raw.get("final"))
+    return found
+
+
+def _watch_workers(session: _Session) -> None:
+    """Main process: end the run when a worker has finished its checks.
+
+    Progress of a worker (its first step passed, steps still running) is copied into the
+    main result, so a timeout reports how far the checks got.
+    """
+    copied = False
+    while True:
+        time.sleep(0.1)
+        if session.checked:  # the main process trains itself: its own hooks decide
+            return
+        results = _worker_results(session)
+        if not results:
+            continue
+        first = results[0]
+        if first.get("final"):
+            session.merge(first)
+            session.stop(crashed=first.get("crashed"))
+        if not copied:
+            with session.lock:
+                session.merge(first)
+                session.checked = False  # still the main process's own first step to come
+                payload = dict(first, final=False, checked=True)
+                _write_json(session.result, payload)
+            copied = True
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, default=str)
+    os.replace(tmp, path)
+
+
+
 # ---------------------------------------------------------------------- installing hooks
 
 
@@ -280,12 +459,15 @@ def _arm(session: _Session) -> None:
         sys.meta_path.insert(0, _Watcher(lambda m: _install(m, session)))
 
 
-def _restore_environment() -> None:
-    """Undo what the parent added so the script sees the environment it would have."""
+def _restore_environment() -> str | None:
+    """Undo what the parent added so the script sees the environment it would have.
+
+    Returns the directory that holds freezedsl, as the parent put it on the path.
+    """
     root = os.environ.pop("FREEZEDSL_BOOTSTRAP_ROOT", None)
     old = os.environ.pop("FREEZEDSL_BOOTSTRAP_PYTHONPATH", None)
     if root is None:
-        return
+        return None
     if old is None:
         os.environ.pop("PYTHONPATH", None)
     else:
@@ -295,6 +477,7 @@ def _restore_environment() -> None:
         sys.path.remove(root)
     if root not in sys.path:
         sys.path.append(root)
+    return root
 
 
 def _print_traceback(exc: BaseException) -> None:
@@ -339,9 +522,14 @@ def _parse(argv: Sequence[str]) -> tuple[str, int, str, list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     result, steps, script, args = _parse(sys.argv[1:] if argv is None else argv)
     session = _Session(result, steps, script)
-    _restore_environment()
+    root = _restore_environment()
+    # If lint dies without cleaning up (SIGKILL), end the script's whole tree ourselves.
+    from freezedsl.lint.supervise import watch_lifeline
+
+    watch_lifeline()
     session.write(final=False, exit_code=None, stopped=False, crashed=None)
     _arm(session)
+    _share_with_workers(session, root)
 
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.realpath(script))
@@ -356,9 +544,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - report the script's crash like Python would
         _print_traceback(exc)
         exit_code, crashed = 1, _one_line(exc, script)
-    if session.checked:
-        session.compare()
-    session.write(final=True, exit_code=exit_code, stopped=False, crashed=crashed)
+    with session.lock:
+        if session.checked:
+            session.compare()
+        else:  # the training ran in workers (mp.spawn, torchrun...): report theirs
+            for raw in _worker_results(session)[:1]:
+                session.merge(raw)
+        session.write(final=True, exit_code=exit_code, stopped=False, crashed=crashed)
     return exit_code
 
 

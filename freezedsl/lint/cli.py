@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 import click
 
 from freezedsl.errors import FreezeError, UsageError
+from freezedsl.fsutil import atomic_write_text, check_target
 from freezedsl.lint import runner
 from freezedsl.lint.config import LintConfig, all_codes, load_config, parse_codes
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
+from freezedsl.lint.supervise import Terminated, fatal_signals_raise
 
 __all__ = ["lint_command", "rule_command"]
 
@@ -126,9 +128,22 @@ def _guarded(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         try:
-            return fn(*args, **kwargs)
+            # SIGTERM/SIGHUP unwind like Ctrl-C: a report being written is not left half
+            # done (atomic_write removes its temporary file), a run is ended first.
+            with fatal_signals_raise():
+                return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except Terminated as exc:  # SIGTERM/SIGHUP during a run: the script was ended first
+            click.echo(
+                f"freezedsl: terminated by {exc.name}; no report was written and nothing "
+                "the command started is left running",
+                err=True,
+            )
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the documented exit code 130, not click's 1
+            click.echo(f"freezedsl: {INTERRUPTED}", err=True)
+            ctx.exit(130)
         except click.ClickException as exc:
             click.echo(f"freezedsl: {exc.format_message()}", err=True)
             ctx.exit(2)
@@ -141,6 +156,9 @@ def _guarded(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
+
+#: The message of an interrupted command (docs/errors.md; the same words as the other commands).
+INTERRUPTED = "interrupted (files are written atomically: each is complete or untouched)"
 
 _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 
@@ -233,11 +251,16 @@ def lint_command(
     freezedsl lint --steps 3 train.py -- --lr 1e-4
 
     Everything after SCRIPT.py is passed to the script. Exit codes: 0 clean, 1 findings
-    or a failed script run, 2 usage, settings or internal error.
+    or a failed script run, 2 usage, settings or internal error, 130 interrupted (Ctrl-C),
+    143 / 129 ended by SIGTERM / SIGHUP.
     """
     if statistics and fmt not in ("text", "grouped", "json"):
         raise UsageError("--statistics works with --format text, grouped or json")
     script_form = ctx.meta.get(_META_SCRIPT) if not no_run else None
+    inputs = [*paths, *(script_form[:1] if script_form else ())]
+    inputs += [str(p) for p in (config_path, model_spec) if p is not None]
+    if output_file is not None:  # before any work, like apply -o
+        check_report_target(output_file, inputs)
     cli_codes = {
         origin: parse_codes(list(values), origin=origin) if values else None
         for origin, values in (
@@ -286,10 +309,8 @@ def lint_command(
         tool_version=_tool_version(),
     )
     if output_file is not None:
-        try:
-            output_file.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{output_file}: cannot write report: {exc.strerror or exc}") from exc
+        check_report_target(output_file, report.files)  # files found inside linted folders
+        atomic_write_text(output_file, text)
     else:
         click.echo(text, nl=False)
 
@@ -304,12 +325,43 @@ def lint_command(
     ctx.exit(report.exit_code(exit_zero=exit_zero))
 
 
+def check_report_target(output: Path, inputs: Sequence[str]) -> None:
+    """Refuse ``-o`` naming one of the linted files (also through a symlink or hard link).
+
+    ``lint -o keep.frz keep.frz`` used to replace the rule file with the report. Inputs
+    that are folders only count through the files found in them (checked after the walk).
+    """
+    shown = str(output)
+    if not shown.strip():
+        raise UsageError("-o needs a file path; got an empty string")
+    real = os.path.realpath(output)
+    for given in inputs:
+        if os.path.isdir(given):
+            continue
+        try:
+            same = os.path.samefile(given, output)
+        except OSError:  # one of them does not exist (yet)
+            same = real == os.path.realpath(given)
+        if same:
+            raise UsageError(
+                f"-o {shown} is one of the inputs ({given}); write the report to a new file"
+            )
+    check_target(shown)
+
+
 def _describe_run(run: runner.RunSummary) -> str:
     def named(kind: str, names: Sequence[str]) -> str:
         noun = kind if len(names) == 1 else kind + "s"
         return f"{len(names)} {noun}" + (f" ({', '.join(names)})" if names else "")
 
-    how = "stopped after the requested steps" if run.stopped_at_step else "finished"
+    if run.stopped_at_step:
+        how = "stopped after the requested steps"
+    elif run.timed_out:
+        how = "stopped at the timeout (not finished)"
+    elif run.exit_code is None:
+        how = "stopped before it finished"
+    else:
+        how = "finished"
     return (
         f"ran {run.script}: {how}; saw {named('model', run.models)}, "
         f"{named('optimizer', run.optimizers)}"

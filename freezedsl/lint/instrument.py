@@ -4,8 +4,9 @@ The script runs in a child process (``python -m freezedsl.lint._bootstrap``) so 
 ``sys.exit``, argparse errors and crashes stay its own, and so that stopping it early
 is a plain ``os._exit`` there. The child runs the FZ3xx checks right before the first
 ``optimizer.step()`` (and, with ``steps=N``, watches frozen parameters for N steps),
-writes a JSON result and ends; this side waits, enforces the timeout by killing the
-child's whole process group, and turns the JSON back into diagnostics.
+writes a JSON result and ends; this side waits, enforces the timeout, and turns the JSON
+back into diagnostics. However the run ends, every process it started is killed
+(:func:`freezedsl.lint.supervise.run_supervised`).
 
 The script's stdout and stderr both go to this process's stderr, so lint output on
 stdout stays clean. This module does not import torch.
@@ -14,22 +15,19 @@ stdout stays clean. This module does not import torch.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from freezedsl.errors import UsageError
 from freezedsl.lint.registry import Diagnostic, Rule, Severity, diag, register
+from freezedsl.lint.supervise import run_supervised
 
 __all__ = ["RunResult", "run_script"]
 
@@ -100,44 +98,6 @@ class RunResult:
     timed_out: bool = False
 
 
-def _output_fd() -> int | None:
-    """Our stderr as a file descriptor the child can inherit, if it has one."""
-    try:
-        sys.stderr.flush()
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-
-
-def _pump(src: IO[bytes], dst: IO[str]) -> None:
-    """Copy the child's output to a stderr without a file descriptor (e.g. under pytest)."""
-    for raw in iter(src.readline, b""):
-        with contextlib.suppress(Exception):
-            dst.write(raw.decode(errors="replace"))
-            dst.flush()
-    src.close()
-
-
-def _kill_group(pgid: int, sig: int) -> bool:
-    """Signal the child's process group; False when nothing is left in it."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # the group id now belongs to someone else: leave it
-        return False
-    return True
-
-
-def _reap_group(pgid: int) -> None:
-    """Kill whatever the script left behind in its process group, then wait briefly."""
-    if not _kill_group(pgid, signal.SIGKILL):
-        return
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and _kill_group(pgid, 0):
-        time.sleep(0.02)
-
-
 def _diagnostic(raw: dict[str, Any]) -> Diagnostic:
     return Diagnostic(
         code=str(raw["code"]),
@@ -198,47 +158,17 @@ def run_script(
             script,
             *args,
         ]
-        fd = _output_fd()
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=fd if fd is not None else subprocess.PIPE,
-                stderr=fd if fd is not None else subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
+        try:  # the run and everything it starts end with it (freezedsl.lint.supervise)
+            returncode, timed_out = run_supervised(
+                cmd, env=env, timeout=timeout, grace=_GRACE_SECONDS
             )
         except OSError as exc:
             raise UsageError(f"cannot start {python}: {exc}") from exc
-        pump = None
-        if proc.stdout is not None:
-            pump = threading.Thread(target=_pump, args=(proc.stdout, sys.stderr), daemon=True)
-            pump.start()
-
-        timed_out = False
-        try:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        finally:
-            if proc.returncode is None:  # interrupted (Ctrl-C): take the child down with us
-                _kill_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _reap_group(proc.pid)
-            if pump is not None:
-                pump.join(timeout=2.0)
 
         raw: dict[str, Any] | None = None
         with contextlib.suppress(OSError, ValueError):
             raw = json.loads(Path(result_file).read_text(encoding="utf-8"))
-    return _result(script, steps, timeout, proc.returncode, timed_out, raw)
+    return _result(script, steps, timeout, returncode, timed_out, raw)
 
 
 def _result(

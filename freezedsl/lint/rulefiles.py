@@ -47,6 +47,21 @@ UNANCHORED = register(
     )
 )
 
+REGEX_BUDGET = register(
+    Rule(
+        code="FZ004",
+        name="regex-budget-exceeded",
+        severity=Severity.ERROR,
+        summary="Matching the file's regexes against the model took longer than the regex time budget.",
+        what="With `--model`, reports the `name~`/`type~` regex at which all regex matching of the file "
+        "(every pass of the model checks together) used up `FREEZEDSL_REGEX_TIMEOUT` seconds (default 2).",
+        why="A regex that backtracks on names that almost match can take exponential time; `plan` and "
+        "`apply` stop the same file with an error, so it must not pass lint.",
+        example='freeze name~"(a|a)*$"',
+        use_instead='freeze name~"a*$"',
+    )
+)
+
 NOTHING = register(
     Rule(
         code="FZ110",
@@ -212,14 +227,41 @@ def check_source(path: str, text: str, model: Any | None = None) -> list[Diagnos
 
 
 def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
+    """The model checks, every pass sharing one regex time budget for the file.
+
+    Running out of it is FZ004 at the regex where it happened; the findings made until
+    then are kept and the rest of the model checks are skipped.
+    """
+    from freezedsl.planning.rx import shared_budget
+    from freezedsl.planning.select import RegexBudgetError
+
+    out: list[Diagnostic] = []
+    with shared_budget():
+        try:
+            _check_with_model(program, model, out)
+        except RegexBudgetError as err:
+            out.append(
+                diag(
+                    REGEX_BUDGET,
+                    err.message + (f"; {err.hint}" if err.hint else "")
+                    + "; the remaining model checks were skipped",
+                    program.path or "<rules>",
+                    line=err.line,
+                    col=err.col,
+                )
+            )
+    return out
+
+
+def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -> None:
     from freezedsl.planning.index import build_index
     from freezedsl.planning.plan import make_plan
-    from freezedsl.planning.select import Evaluator
+    from freezedsl.planning.rx import RegexTimeout, file_budget, matcher
+    from freezedsl.planning.select import Evaluator, RegexBudgetError
 
     path = program.path or "<rules>"
     index = build_index(model)
     ev = Evaluator(index, program.path, program.source)
-    out: list[Diagnostic] = []
     kept: list[ast.Statement] = []
     masks: dict[int, int] = {}
     for st in program.statements:
@@ -231,6 +273,8 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
         for atom, opt, _excl in ast.atoms(sel):
             try:
                 ev.select(atom, opt)
+            except RegexBudgetError:
+                raise
             except SelectionError as err:
                 problem = err
                 out.append(
@@ -250,9 +294,11 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
     )
     try:
         plan = make_plan(reduced, model, index=index)
+    except RegexBudgetError:
+        raise
     except SelectionError as err:
         out.append(diag(NOTHING, err.message, path, line=err.line, col=err.col))
-        return out
+        return
 
     # FZ111 / FZ112: walk the rules in order with the running state per tensor.
     state = list(index.requires_grad)
@@ -303,14 +349,18 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
             )
         )
 
+    spent = file_budget()  # the shared budget of check_with_model
     for atom in _name_regexes(reduced):
-        rx = re.compile(atom.pattern)
+        names = index.names
+        try:
+            found = matcher(atom.pattern).matches(names, spent)
+        except RegexTimeout:
+            raise ev.regex_timeout(atom, "names") from None
         inside = []
-        for name in index.names:
-            m = rx.search(name)
+        for i, m in found:
+            name = names[i]
             if (
-                m
-                and m.end() < len(name)
+                m.end() < len(name)
                 and name[m.end()] != "."
                 and m.end() > 0
                 and name[m.end() - 1] != "."
@@ -338,7 +388,6 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
                     col=e.col,
                 )
             )
-    return out
 
 
 def _line_of(program: ast.Program, number: int) -> str:

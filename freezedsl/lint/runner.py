@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import io
 import os
 import re
+import tokenize
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,6 +325,7 @@ class RunSummary:
     crashed: str | None
     models: tuple[str, ...]
     optimizers: tuple[str, ...]
+    timed_out: bool = False  # stopped at --timeout: never described as "finished"
 
     def failure(self) -> str | None:
         """One line if the script failed on its own; ``None`` if it ran fine or we stopped it.
@@ -404,9 +407,9 @@ class _Filter:
             text = self.report.sources.get(path)
             if text is None and path.endswith(SUFFIXES) and os.path.isfile(path):
                 try:
-                    text = Path(path).read_text(encoding="utf-8")
+                    text = read_source(path)
                     self.report.sources[path] = text
-                except (OSError, UnicodeDecodeError):
+                except (OSError, UnicodeDecodeError, SyntaxError, FreezeError):
                     text = None
             self._noqa[path] = parse_noqa(text) if text is not None else Noqa()
         return self._noqa[path]
@@ -457,8 +460,11 @@ def lint_paths(
     loaded_model: object | None = None
     for path in files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_source(path)
+        except FreezeError as exc:  # a rule file over the size limit, not UTF-8, ...
+            report.errors.append(exc.one_line())
+            continue
+        except (OSError, UnicodeDecodeError, SyntaxError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             report.errors.append(f"{path}: cannot read file: {reason}")
             continue
@@ -471,6 +477,26 @@ def lint_paths(
             loaded_model = _load_model(model, arch, trust_pickle)
         filt.add(_check_file(path, text, loaded_model))
     return report
+
+
+def read_source(path: str) -> str:
+    """The text of a file to lint, decoded the way its interpreter reads it.
+
+    Python files honour a UTF-8 BOM and a PEP 263 coding declaration (``# -*- coding:
+    latin-1 -*-``), as ``python`` does (``tokenize.detect_encoding``); a BOM used to be a
+    false FZ002 and a latin-1 declaration an unreadable file. Rule files are UTF-8,
+    read by :func:`freezedsl.syntax.parser.read_rules` (its size limit, BOM and one-line
+    errors, a :class:`~freezedsl.errors.FreezeError`). Raises ``OSError``,
+    ``UnicodeDecodeError`` or ``SyntaxError`` (an unknown encoding in the declaration).
+    """
+    if not path.endswith(".py"):
+        from freezedsl.syntax.parser import read_rules
+
+        return read_rules(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return data.decode(encoding).removeprefix("\ufeff")
 
 
 def _check_file(path: str, text: str, model: object | None) -> list[Diagnostic]:
@@ -528,5 +554,6 @@ def lint_script(
         crashed=result.crashed,
         models=tuple(result.models),
         optimizers=tuple(result.optimizers),
+        timed_out=bool(getattr(result, "timed_out", False)),
     )
     return report

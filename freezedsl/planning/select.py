@@ -8,21 +8,21 @@ model's real names.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import difflib
-import os
 import re
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, count
 
 from freezedsl.errors import SelectionError, Span, source_lines
 from freezedsl.planning.index import ModelIndex, indices_mask, ranges_mask
+from freezedsl.planning.rx import REGEX_BUDGET_ENV, Budget, RegexTimeout, file_budget, matcher
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
+
+
+class RegexBudgetError(SelectionError):
+    """The rule file's regexes used up their time budget (freezedsl.planning.rx), at this regex."""
 
 
 @dataclass
@@ -31,56 +31,6 @@ class Selection:
     mmask: int = 0  # bit set over module numbers (modules in scope, recursively)
     modules: int = 0  # how many modules/parameters the atoms matched (for reports)
     empty_atoms: list[ast.Selector] = field(default_factory=list)
-
-
-REGEX_BUDGET_ENV = "FREEZEDSL_REGEX_TIMEOUT"
-DEFAULT_REGEX_BUDGET = 2.0  # seconds for one regex against every name of a model
-
-
-class _RegexTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def regex_budget(seconds: float) -> Iterator[None]:
-    """Bound the time of regex matching with SIGALRM (main thread, POSIX only).
-
-    Python's regex engine checks for signals while it backtracks, so a pathological
-    pattern is interrupted instead of stalling apply; elsewhere this is a no-op and the
-    parse-time ban on nested repetition is the only guard.
-    """
-    usable = (
-        seconds > 0
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    )
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _RegexTimeout()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _budget() -> float:
-    try:
-        return float(os.environ.get(REGEX_BUDGET_ENV, DEFAULT_REGEX_BUDGET))
-    except ValueError:
-        return DEFAULT_REGEX_BUDGET
-
-
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 @lru_cache(maxsize=512)
@@ -100,6 +50,9 @@ class Evaluator:
         self.path = path
         self.source = source
         self._lines = source_lines(source) if source else []
+        # One regex budget for the whole rule file (every name~/type~ of this plan), or the
+        # enclosing shared_budget() of a caller that checks the file in several passes.
+        self.regex_budget = file_budget()
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
@@ -139,21 +92,15 @@ class Evaluator:
         if isinstance(sel, ast.All):
             return idx.all_mask, (1 << idx.n_modules) - 1, 1
         if isinstance(sel, ast.NameRegex):
-            search = _regex(sel.pattern).search
-            budget = _budget()
+            rx = matcher(sel.pattern)
             mhits: list[int] = []
             try:
-                with regex_budget(budget):
-                    hits = list(compress(count(), map(search, idx.names)))
-                    if modules:
-                        paths = idx.module_paths
-                        mhits = [j for j in compress(count(), map(search, paths)) if paths[j]]
-            except _RegexTimeout:
-                raise self.error(
-                    f'name~"{sel.pattern}" took more than {budget:g} s to match the names of {idx.model_class}',
-                    sel.span,
-                    f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
-                ) from None
+                hits = rx.hits(idx.names, self.regex_budget)
+                if modules:
+                    paths = idx.module_paths
+                    mhits = [j for j in rx.hits(paths, self.regex_budget) if paths[j]]
+            except RegexTimeout:
+                raise self.regex_timeout(sel, "names") from None
             mask = indices_mask(len(idx.names), hits)
             if mask == 0 and not optional:
                 raise self.error(
@@ -164,16 +111,10 @@ class Evaluator:
             mmask = self._refs_mmask(mhits) if modules else 0
             return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
-            budget = _budget()
             try:
-                with regex_budget(budget if isinstance(sel, ast.TypeRegex) else 0):
-                    refs = [j for j in idx.class_matches(_type_test(sel)) if j not in idx.transparent]
-            except _RegexTimeout:
-                raise self.error(
-                    f"{format_selector(sel)} took more than {budget:g} s to match the class names of {idx.model_class}",
-                    sel.span,
-                    f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
-                ) from None
+                refs = [j for j in idx.class_matches(_type_test(sel, self.regex_budget)) if j not in idx.transparent]
+            except RegexTimeout:
+                raise self.regex_timeout(sel, "class names") from None
             if not refs and not optional:
                 raise self.error(
                     f"{format_selector(sel)} matches no module of {idx.model_class}",
@@ -187,6 +128,20 @@ class Evaluator:
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
+
+    def regex_timeout(self, sel: ast.Selector, what: str) -> RegexBudgetError:
+        """The located error for running out of the regex budget at ``sel``."""
+        line = sel.span.line if sel.span else None
+        src = self._lines[line - 1] if line and 0 < line <= len(self._lines) else None
+        return RegexBudgetError(
+            f"{format_selector(sel)}: matching the regexes of this rule file against the {what} of "
+            f"{self.index.model_class} took more than {self.regex_budget.seconds:g} s in all",
+            path=self.path,
+            line=line,
+            col=sel.span.col if sel.span else None,
+            source_line=src,
+            hint=f"simplify the regex (avoid repetition that can backtrack) or raise {REGEX_BUDGET_ENV}",
+        )
 
     def _require_params(self, sel: ast.Selector, refs: list[int], optional: bool) -> None:
         """An atom that matches only parameter-less modules is as suspicious as a typo."""
@@ -407,7 +362,8 @@ class Evaluator:
 
     def _name_hint(self, pattern: str) -> str:
         names = self.index.names
-        close = difflib.get_close_matches(pattern, names[:20000], n=2, cutoff=0.5)
+        # difflib costs len(pattern) per name: a 200,000-character regex took seconds here
+        close = difflib.get_close_matches(pattern, names[:20000], n=2, cutoff=0.5) if len(pattern) <= 200 else []
         sample = close or names[:3]
         text = "parameter names look like " + ", ".join(sample) if sample else "the model has no parameters"
         return text + " (add '?' after the selector if it may match nothing)"
@@ -423,11 +379,11 @@ class Evaluator:
         return f"module classes in the model: {shown} (add '?' after the selector if it may match nothing)"
 
 
-def _type_test(sel: ast.TypeName | ast.TypeRegex) -> Callable[[tuple[str, ...], str], bool]:
+def _type_test(sel: ast.TypeName | ast.TypeRegex, spent: Budget) -> Callable[[tuple[str, ...], str], bool]:
     """Whether a module with these class names and dotted name matches ``type=`` / ``type~``."""
     if isinstance(sel, ast.TypeRegex):
-        search = _regex(sel.pattern).search
-        return lambda classes, qualname: bool(classes) and search(classes[0]) is not None
+        found = matcher(sel.pattern).tester(spent)
+        return lambda classes, qualname: bool(classes) and found(classes[0])
     name = sel.name
     if "." in name:
         return lambda classes, qualname: qualname == name or qualname.endswith("." + name)

@@ -18,6 +18,7 @@ import bisect
 import functools
 import os
 import re
+import warnings
 
 from freezedsl.errors import RuleSyntaxError, Span, source_lines
 from freezedsl.syntax import _lalr, ast
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
     from decimal import Decimal
     from typing import Any
 
-MAX_SOURCE_BYTES = 16 * 1024 * 1024
+#: Largest rule file (bytes) or rule text (characters). Real rule files are a few KiB;
+#: parsing is linear but costs ~5 us and ~150 bytes of memory per byte of text, so a
+#: 16 MiB file took over a minute and gigabytes. At 1 MiB the worst file checks in a few seconds.
+MAX_SOURCE_BYTES = 1024 * 1024
+_SIZE_HINT = "a rule file needs far less: select with globs, ** or name~ regexes instead of listing names"
 MAX_NESTING = 200
 #: deepest selector nesting (except chains, ',' lists, '?') parse accepts
 MAX_SELECTOR_DEPTH = 300
@@ -86,12 +91,21 @@ class _Located(Exception):
         self.message, self.line, self.col = message, line, col
 
 
+#: nested repetition is allowed only when both counts are bounded and their product is at most this
+MAX_NESTED_REPEAT = 100
+
+
 @functools.lru_cache(maxsize=4096)  # rule files repeat patterns; each check is a full regex parse
 def _nested_repeat(pattern: str) -> bool:
-    """True for unbounded repetition inside unbounded repetition, e.g. ``(a+)+``.
+    r"""True for repetition inside repetition that can backtrack for too long.
 
-    Such patterns backtrack exponentially on names that almost match; rejecting them
-    up front keeps plan time bounded (see also the run-time budget in planning).
+    ``(a+)+``, ``(.*.){12}``, ``((.{0,100}){0,100}){0,100}``: the number of ways to split
+    a name among the nested repetitions grows exponentially (or as a high power) with its
+    length. A repetition inside another one is allowed only when both are bounded and
+    the product of their upper counts is at most :data:`MAX_NESTED_REPEAT` (``(\d{1,3}\.){3}``).
+    Atomic groups, possessive repetitions, look-arounds and both branches of a conditional
+    group are looked into as well: ``(?>a+)+`` still backtracks through the outer ``+``.
+    The bound on the remaining patterns is the time budget (freezedsl.planning.rx).
     """
     try:
         import re._parser as sre_parse
@@ -99,38 +113,56 @@ def _nested_repeat(pattern: str) -> bool:
         import sre_parse
 
     try:
-        tree = sre_parse.parse(pattern)
+        with warnings.catch_warnings():  # FutureWarning: _check_regex reports it
+            warnings.simplefilter("ignore", FutureWarning)
+            tree = sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001  # pragma: no cover - compile() already accepted it
         return False
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
     maxrepeat = sre_parse.MAXREPEAT
 
-    def walk(items: Any, inside: bool) -> bool:
+    def walk(items: Any, outer: int) -> bool:
+        """``outer``: product of the upper counts of the enclosing repetitions (1: none)."""
         for op, arg in items:
             if op in repeats:
                 _lo, hi, sub = arg
-                unbounded = hi == maxrepeat or hi > 100
-                if unbounded and inside:
+                if hi > 1:
+                    if outer > 1 and (hi == maxrepeat or outer * hi > MAX_NESTED_REPEAT):
+                        return True
+                    inner = maxrepeat if hi == maxrepeat or outer == maxrepeat else outer * hi
+                else:
+                    inner = outer
+                if walk(sub, inner):
                     return True
-                if walk(sub, inside or unbounded):
-                    return True
-            elif op == sre_parse.SUBPATTERN:
-                if walk(arg[-1], inside):
-                    return True
-            elif op == sre_parse.BRANCH:
-                if any(walk(b, inside) for b in arg[1]):
-                    return True
-            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT) and walk(arg[1], inside):
+            elif any(walk(sub, outer) for sub in _subpatterns(sre_parse, op, arg)):
                 return True
         return False
 
-    return walk(tree, False)
+    return walk(tree, 1)
+
+
+def _subpatterns(sre_parse: Any, op: Any, arg: Any) -> list[Any]:
+    """The item sequences inside one non-repetition regex node (groups, branches, look-arounds,
+    atomic groups, both arms of a conditional group)."""
+    if op == sre_parse.SUBPATTERN:
+        return [arg[-1]]
+    if op == sre_parse.BRANCH:
+        return list(arg[1])
+    if op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+        return [arg[1]]
+    if op == getattr(sre_parse, "ATOMIC_GROUP", object()):
+        return [arg]
+    if op == sre_parse.GROUPREF_EXISTS:  # (?(1)yes|no)
+        return [arm for arm in arg[1:] if arm is not None]
+    return []
 
 
 def _check_regex(tok: Token) -> str:
     pattern = unquote(str(tok))
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # FutureWarning: reported below as a located error
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         pos = getattr(exc, "pos", None)
         col = (tok.column or 1) + 1 + (pos or 0)
@@ -142,9 +174,20 @@ def _check_regex(tok: Token) -> str:
         ) from None
     if _nested_repeat(pattern):
         raise _Located(
-            f"regular expression {tok!s} nests repetition (like (a+)+), which can take exponential "
-            "time on names that almost match; write it without nested repetition (for any number of "
-            "path segments use a path with **)",
+            f"regular expression {tok!s} nests repetition (like (a+)+ or (.*.){{12}}), which can take "
+            "exponential time on names that almost match; write it without repetition inside "
+            f"repetition (bounded counts whose product is at most {MAX_NESTED_REPEAT}, such as "
+            "(\\d{1,3}\\.){3}, are allowed; for any number of path segments use a path with **)",
+            tok.line or 1,
+            (tok.column or 1) + 1,
+        )
+    from freezedsl.planning.rx import check_dialect
+
+    ambiguous = check_dialect(pattern)
+    if ambiguous is not None:
+        raise _Located(
+            f"regular expression {tok!s} is ambiguous ({ambiguous}); escape the character "
+            "(\\[, \\-, \\&, \\|, \\~) to mean it literally",
             tok.line or 1,
             (tok.column or 1) + 1,
         )
@@ -587,7 +630,10 @@ def parse(source: str, path: str | None = None) -> ast.Program:
         raise TypeError("parse() takes rule text as str; use freezedsl.load(path) for files")
     if len(source) > MAX_SOURCE_BYTES:
         raise RuleSyntaxError(
-            f"rule text is {len(source)} characters; the limit is {MAX_SOURCE_BYTES}", path=path, line=1, col=1
+            f"rule text is {len(source)} characters; the limit is {MAX_SOURCE_BYTES} (1 MiB); {_SIZE_HINT}",
+            path=path,
+            line=1,
+            col=1,
         )
     bad = _first_bad_char(source)
     if bad is not None:
@@ -724,7 +770,9 @@ def read_rules(path: str | os.PathLike[str]) -> str:
             size = f"{p.stat().st_size} bytes"
         except OSError:
             size = f"over {MAX_SOURCE_BYTES} bytes"
-        raise RuleSyntaxError(f"rule file is {size}; the limit is {MAX_SOURCE_BYTES}", path=shown)
+        raise RuleSyntaxError(
+            f"rule file is {size}; the limit is {MAX_SOURCE_BYTES} bytes (1 MiB); {_SIZE_HINT}", path=shown
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:

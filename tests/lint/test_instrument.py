@@ -137,7 +137,9 @@ def test_argv_main_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert seen["argv"] == [script("train_args.py"), str(config)]
     assert seen["file"] == script("train_args.py")
     assert seen["path0"] == os.path.realpath(SCRIPTS)
-    assert seen["pythonpath"] == "/nonexistent/marker"  # restored for the script
+    # restored for the script, behind the shim that instruments spawned workers
+    shim, rest = seen["pythonpath"].split(os.pathsep, 1)
+    assert rest == "/nonexistent/marker" and shim.endswith("shim")
     assert seen["leaked_env"] == []
     assert result.stopped_at_step
     assert by_code(result, "FZ305") == {"2"}  # the config froze the head

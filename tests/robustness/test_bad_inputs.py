@@ -48,7 +48,7 @@ Setup = Callable[[Path, ModelFiles], None]
 #: table is under 400 characters).
 MAX_FIRST_LINE = 1000
 
-MAX_RULES = 16 * 1024 * 1024  # freezedsl.syntax.parser.MAX_SOURCE_BYTES
+MAX_RULES = 1024 * 1024  # freezedsl.syntax.parser.MAX_SOURCE_BYTES
 
 
 @dataclass(frozen=True)
@@ -955,8 +955,15 @@ CASES: list[Case] = [
     case(
         "lint-report-in-missing-directory",
         2,
-        "freezedsl: nodir/report.txt: cannot write report: No such file or directory",
+        "freezedsl: cannot write nodir/report.txt: directory nodir does not exist; create it first",
         argv=("lint", "r.frz", "--model", CNN, "-o", "nodir/report.txt"),
+        setup=LINTED,
+    ),
+    case(
+        "lint-report-is-an-input",
+        2,
+        "freezedsl: -o r.frz is one of the inputs (r.frz); write the report to a new file",
+        argv=("lint", "-o", "r.frz", "r.frz"),
         setup=LINTED,
     ),
     case(

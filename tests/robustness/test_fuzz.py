@@ -449,17 +449,21 @@ def _ast_program(selector: ast.Selector) -> freezedsl.Rules:
 def test_ast_regex_with_nested_repetition_hits_the_default_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Built as an AST the parse-time ban is bypassed; the 2 s plan budget must hold."""
+    """Built as an AST the parse-time ban is bypassed; the 2 s plan budget must hold.
+
+    ``(a+)+$`` itself is no longer slow (the bounded engine recognises it), so the
+    backtracking pattern here is alternation under repetition, nested once more.
+    """
     monkeypatch.delenv("FREEZEDSL_REGEX_TIMEOUT", raising=False)
-    rules = _ast_program(ast.NameRegex("(a+)+$"))
-    start = time.monotonic()
+    rules = _ast_program(ast.NameRegex("((a|a)*)*$"))
+    start = time.process_time()  # the regex engine counts processor time, not wall time
     with (
         cpu_limit(CPU_SECONDS),
         pytest.raises(SelectionError, match="FREEZEDSL_REGEX_TIMEOUT") as info,
     ):
         rules.plan(_model_with_long_name())
-    assert time.monotonic() - start < 2.0 + 3.0  # the budget plus slack for a busy machine
-    assert "took more than 2 s" in str(info.value)
+    assert time.process_time() - start < 2.0 + 1.5
+    assert "took more than 2 s in all" in str(info.value)
 
 
 @pytest.mark.parametrize("text", ['freeze name~"(a|a)*$"', 'freeze name~"(a|aa)*$"'])
@@ -469,10 +473,10 @@ def test_backtracking_regex_that_parses_hits_the_budget(
     """Alternation under repetition passes the parse-time check; the budget catches it."""
     monkeypatch.setenv("FREEZEDSL_REGEX_TIMEOUT", "0.3")
     rules = freezedsl.compile(text)
-    start = time.monotonic()
+    start = time.process_time()
     with cpu_limit(CPU_SECONDS), pytest.raises(SelectionError, match="took more than 0.3 s"):
         rules.plan(_model_with_long_name())
-    assert time.monotonic() - start < 0.3 + 3.0
+    assert time.process_time() - start < 0.3 + 1.5
 
 
 def test_type_regex_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
