@@ -1,0 +1,108 @@
+"""Static checks of Python training code (lint family FZ2xx).
+
+The checks read a file with the stdlib :mod:`ast` module and never import or run it, so
+they work on scripts that need GPUs, data or packages the linting machine lacks.
+
+How it works: every *scope* (the module body, each function body, each class body) is
+walked once, statements in source order, nested blocks (``if``/``for``/``with``/``try``)
+included in place. The walk records a flat list of *events* (optimizer built, parameters
+frozen or unfrozen, head assigned, model wrapped, ``eval()``/``train()`` called, name
+rebound), each keyed by the dotted name of its receiver (``model``, ``self.net.fc``,
+``model.classifier[-1]``). Order checks (FZ201-FZ203, FZ207, FZ208) then compare events of
+one scope; local checks (FZ204-FZ206, FZ209) report during the walk. There is no alias
+analysis beyond dotted names: precision beats recall, and every check has a twin that
+must stay silent (see ``tests/lint/static_cases``).
+
+``# noqa`` comments are not handled here; the lint runner filters findings.
+This module must not import torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import warnings
+
+from freezedsl.lint.registry import Diagnostic, diag
+from freezedsl.lint.static.facts import _File, _scan_imports
+from freezedsl.lint.static.order import _check_scope
+from freezedsl.lint.static.rules import SYNTAX_ERROR
+from freezedsl.lint.static.tables import _TRIGGERS
+from freezedsl.lint.static.walk import _Scope
+
+__all__ = ["check_file", "check_source"]
+
+
+def _split_lines(text: str) -> list[str]:
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def _parse_failure(path: str, text: str, exc: Exception) -> Diagnostic:
+    """FZ002 at the parser's position (or at the NUL byte, which has none)."""
+    nul = text.find("\x00")
+    if nul >= 0 and (not isinstance(exc, SyntaxError) or "null" in str(exc.msg)):
+        before = _split_lines(text[:nul])
+        line, col = len(before), len(before[-1]) + 1
+        message = "Python file contains a NUL byte, so it cannot be parsed"
+    elif isinstance(exc, SyntaxError):
+        line, col = exc.lineno or 1, max(exc.offset or 1, 1)
+        message = f"Python syntax error: {exc.msg or 'invalid syntax'}"
+    else:
+        line, col = 1, 1
+        message = f"Python file is nested too deeply to parse ({type(exc).__name__})"
+    return diag(SYNTAX_ERROR, f"{message}; the file was not checked", path, line=line, col=col)
+
+
+def check_source(path: str, text: str) -> list[Diagnostic]:
+    """All FZ2xx findings for one file's text, sorted by (line, col, code); never raises.
+
+    A file that does not parse gives a single FZ002 finding.
+    """
+    lines = _split_lines(text)
+    ctx = _File(path, lines)
+    try:
+        with warnings.catch_warnings():  # invalid escapes etc. are not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        return [_parse_failure(path, text, e)]
+    if _TRIGGERS.search(text) is None:
+        return []
+    try:
+        ctx.tree = tree
+        _scan_imports(tree.body, ctx)
+        ctx.pending.append(tree.body)
+        while ctx.pending:
+            scope = _Scope(ctx)
+            scope.block(ctx.pending.pop())
+            _check_scope(ctx, scope.events)
+    except RecursionError:
+        ctx.out.append(
+            diag(
+                SYNTAX_ERROR,
+                "Python file is nested too deeply to check; the file was not checked",
+                path,
+                line=1,
+                col=1,
+            )
+        )
+    unique = {(d.line, d.col, d.code, d.message): d for d in ctx.out}
+    return sorted(unique.values(), key=lambda d: (d.line or 0, d.col or 0, d.code, d.message))
+
+
+def check_file(path: str) -> list[Diagnostic]:
+    """Read ``path`` and check it. Honours a PEP 263 coding cookie or BOM; bytes that do not
+    decode are replaced, so a mis-encoded file is still checked. ``OSError`` propagates."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        text = data.decode("utf-8", "replace")
+    return check_source(path, text.removeprefix("\ufeff"))

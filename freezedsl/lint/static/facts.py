@@ -1,0 +1,232 @@
+"""The shared analysis state: events recorded by the walk and per-file facts.
+
+Every check family reads these: the walk (:mod:`.walk`) records :class:`_Event` lists per
+scope, the order checks (:mod:`.order`) compare them, and :class:`_File` holds what the
+whole file tells (imports, names known to be modules, findings).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from freezedsl.lint.registry import Diagnostic, Rule, diag
+from freezedsl.lint.static.astutil import _dotted
+from freezedsl.lint.static.tables import _HEAD_WORD, _MODULE_METHODS, _PARAMLESS, _TV_STEMS
+
+
+@dataclass(frozen=True)
+class _Bind:
+    """What a loop variable stands for, e.g. ``p`` in ``for p in model.parameters()``."""
+
+    kind: str  # "param" | "module" | "name" | "lit"
+    owner: str | None  # dotted name of the module iterated over
+    loop: ast.AST  # the For statement or comprehension that binds it
+    depth: int  # enclosing conditions when bound; deeper use means "guarded"
+    values: tuple[ast.Constant, ...] = ()  # for "lit": the literal strings
+
+
+@dataclass
+class _Event:
+    kind: str  # OPT FREEZE UNFREEZE HEAD WRAP KILL EVAL_SUB TRAIN
+    target: str
+    node: ast.AST
+    branches: tuple[tuple[int, int], ...]
+    loops: tuple[int, ...]
+    whole: bool = False  # FREEZE: every parameter of target, unconditionally
+    loop: ast.AST | None = None  # FREEZE via a loop variable: the loop
+    filtered: bool = False  # OPT: parameters filtered by requires_grad
+    label: str = ""  # OPT: optimizer name; WRAP: wrapper name
+    value: ast.AST | None = None  # KILL: the new value (``model = model.to(dev)`` keeps it)
+
+
+# Expression nodes that can hold a call or comparison (Name/Constant cannot).
+_INNER = (
+    ast.Call,
+    ast.Attribute,
+    ast.Subscript,
+    ast.BinOp,
+    ast.BoolOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Dict,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.Starred,
+    ast.keyword,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.NamedExpr,
+    ast.Slice,
+    ast.comprehension,
+)
+
+
+def _pos(e: _Event) -> tuple[int, int]:
+    return getattr(e.node, "lineno", 0), getattr(e.node, "col_offset", 0)
+
+
+def _exclusive(a: _Event, b: _Event) -> bool:
+    """True when the two events sit in different branches of one ``if``/``match``."""
+    if not a.branches or not b.branches:
+        return False
+    seen = dict(a.branches)
+    return any(k in seen and seen[k] != v for k, v in b.branches)
+
+
+@dataclass
+class _File:
+    """Per-file facts: imports, names known to be modules, findings."""
+
+    path: str
+    lines: list[str]
+    aliases: dict[str, str] = field(default_factory=dict)
+    star: set[str] = field(default_factory=set)
+    tree: ast.Module | None = None
+    scanned: bool = False
+    modules_: set[str] = field(default_factory=set)
+    rule_sets_: set[str] = field(default_factory=set)
+
+    @property
+    def modules(self) -> set[str]:
+        """Dotted names the file calls ``.parameters()``/``.modules()``/... on or builds
+        from an ``nn`` class, a torchvision builder or ``from_pretrained``."""
+        self._scan()
+        return self.modules_
+
+    @property
+    def rule_sets(self) -> set[str]:
+        """Names bound to ``freezedsl.load(...)``/``compile``/``rules_from``."""
+        self._scan()
+        return self.rule_sets_
+
+    def _scan(self) -> None:
+        if not self.scanned and self.tree is not None:
+            self.scanned = True
+            _scan_evidence(self.tree, self)
+
+    out: list[Diagnostic] = field(default_factory=list)
+    pending: list[list[ast.stmt]] = field(default_factory=list)
+
+    def qualify(self, node: ast.AST) -> str | None:
+        """Dotted callee with its first name replaced by what it was imported as."""
+        dotted = _dotted(node)
+        if dotted is None or "[" in dotted:
+            return None
+        root, _, rest = dotted.partition(".")
+        if root in self.aliases:
+            full = self.aliases[root]
+            return f"{full}.{rest}" if rest else full
+        if not rest:
+            for mod in self.star:
+                if mod.startswith("torchvision.models") and root in _TV_STEMS:
+                    return f"{mod}.{root}"
+        return dotted
+
+    def col(self, line: int, byte_col: int) -> int:
+        """1-based character column from ast's 0-based UTF-8 byte offset."""
+        if 0 < line <= len(self.lines):
+            text = self.lines[line - 1]
+            if not text.isascii():
+                return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
+        return byte_col + 1
+
+    def report(self, rule: Rule, node: ast.AST, message: str, obj: str | None = None) -> None:
+        line = getattr(node, "lineno", 1)
+        col = self.col(line, getattr(node, "col_offset", 0))
+        self.out.append(diag(rule, message, self.path, line=line, col=col, obj=obj))
+
+
+def _scan_imports(body: list[ast.stmt], ctx: _File) -> None:
+    """Record every import of the file (statements only: imports are never expressions)."""
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    ctx.aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".")[0]
+                    ctx.aliases[top] = top
+        elif isinstance(node, ast.ImportFrom):
+            if node.module is None or node.level:
+                continue
+            for a in node.names:
+                if a.name == "*":
+                    ctx.star.add(node.module)
+                else:
+                    ctx.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        else:
+            for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                stack.extend(getattr(node, name, ()))
+
+
+def _scan_evidence(tree: ast.Module, ctx: _File) -> None:
+    """Dotted names that are certainly modules, and names bound to freezedsl rule sets.
+
+    A full walk of the tree, so it runs only when a check needs it."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in _MODULE_METHODS:
+                recv = _dotted(func.value)
+                if recv is not None:
+                    ctx.modules_.add(recv)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if _loads_rules(ctx, node.value):
+                into = ctx.rule_sets_
+            elif _builds_module(ctx, node.value):
+                into = ctx.modules_
+            else:
+                continue
+            into.update(d for d in map(_dotted, node.targets) if d is not None)
+
+
+def _is_nn_class(qual: str) -> bool:
+    """``nn.Linear``, ``torch.nn.Conv2d``, ``torch.nn.modules.conv.Conv2d``: a module class
+    (``nn.Parameter``/``nn.parameter.Buffer`` are tensors, ``nn.utils`` holds helpers)."""
+    parts = qual.split(".")
+    if parts[:2] == ["torch", "nn"]:
+        parts = parts[1:]
+    if parts[0] != "nn" or len(parts) < 2 or not parts[-1][:1].isupper():
+        return False
+    return (len(parts) == 2 or parts[1] in ("modules", "parallel")) and not (
+        "Parameter" in parts[-1] or parts[-1] == "Buffer"
+    )
+
+
+def _loads_rules(ctx: _File, call: ast.Call) -> bool:
+    """``freezedsl.load(path)`` / ``compile(text)`` / ``rules_from(x)``: a rule set."""
+    qual = ctx.qualify(call.func) or ""
+    return qual in ("freezedsl.load", "freezedsl.compile", "freezedsl.rules_from")
+
+
+def _builds_module(ctx: _File, call: ast.Call) -> bool:
+    qual = ctx.qualify(call.func) or ""
+    last = qual.rsplit(".", 1)[-1]
+    if _is_nn_class(qual):
+        return True
+    if qual.startswith("torchvision.models.") and last in _TV_STEMS:
+        return True
+    return last == "from_pretrained"
+
+
+def _nn_layer_with_params(ctx: _File, call: ast.Call, attr: str) -> bool:
+    """``nn.Linear(...)`` and friends, or ``MyHead(...)`` assigned to a head-like name."""
+    qual = ctx.qualify(call.func) or ""
+    last = qual.rsplit(".", 1)[-1]
+    if not last[:1].isupper() or _PARAMLESS.match(last):
+        return False
+    if _is_nn_class(qual):
+        return True
+    return "Parameter" not in last and bool(_HEAD_WORD.match(attr))
