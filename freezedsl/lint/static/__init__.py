@@ -26,7 +26,7 @@ import tokenize
 import warnings
 
 from freezedsl.lint.registry import Diagnostic, diag
-from freezedsl.lint.static.facts import _File, _scan_imports
+from freezedsl.lint.static.facts import _File, _scan_imports, _scan_lit_lists
 from freezedsl.lint.static.order import _check_scope
 from freezedsl.lint.static.rules import SYNTAX_ERROR
 from freezedsl.lint.static.tables import _TRIGGERS
@@ -73,6 +73,7 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
     try:
         ctx.tree = tree
         _scan_imports(tree.body, ctx)
+        _scan_lit_lists(tree.body, ctx)
         ctx.pending.append(tree.body)
         while ctx.pending:
             scope = _Scope(ctx)

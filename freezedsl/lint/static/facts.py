@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from freezedsl.lint.registry import Diagnostic, Rule, diag
 from freezedsl.lint.static.astutil import _dotted
+from freezedsl.lint.static.decides import deciding_nodes
 from freezedsl.lint.static.tables import _HEAD_WORD, _MODULE_METHODS, _PARAMLESS, _TV_STEMS
 
 
@@ -95,6 +96,24 @@ class _File:
     scanned: bool = False
     modules_: set[str] = field(default_factory=set)
     rule_sets_: set[str] = field(default_factory=set)
+    deciding_: set[int] | None = None
+    module_attrs_: set[str] = field(default_factory=set)
+
+    @property
+    def module_attrs(self) -> set[str]:
+        """Attribute names every assignment of which builds a module (an ``nn`` class, a
+        torchvision builder, ``from_pretrained`` or an ``nn.Module`` class of this file)."""
+        self._scan()
+        return self.module_attrs_
+
+    # Module-level names bound once to a literal list/tuple of strings.
+    lit_lists: dict[str, ast.expr] = field(default_factory=dict)
+
+    def deciding(self, node: ast.AST) -> bool:
+        """``node`` sits in a test that decides training (see :mod:`.decides`)."""
+        if self.deciding_ is None:
+            self.deciding_ = deciding_nodes(self.tree) if self.tree is not None else set()
+        return id(node) in self.deciding_
 
     @property
     def modules(self) -> set[str]:
@@ -171,10 +190,28 @@ def _scan_imports(body: list[ast.stmt], ctx: _File) -> None:
                 stack.extend(getattr(node, name, ()))
 
 
+def _scan_lit_lists(body: list[ast.stmt], ctx: _File) -> None:
+    """Module-level ``NAME = ["lit", ...]`` bound exactly once (a freeze list constant)."""
+    seen: dict[str, int] = {}
+    for s in body:
+        if isinstance(s, ast.Assign):
+            for t in s.targets:
+                if isinstance(t, ast.Name):
+                    seen[t.id] = seen.get(t.id, 0) + 1
+                    if isinstance(s.value, (ast.List, ast.Tuple, ast.Set)):
+                        ctx.lit_lists[t.id] = s.value
+    for name, count in seen.items():
+        if count > 1:
+            ctx.lit_lists.pop(name, None)
+
+
 def _scan_evidence(tree: ast.Module, ctx: _File) -> None:
-    """Dotted names that are certainly modules, and names bound to freezedsl rule sets.
+    """Dotted names that are certainly modules, attribute names only ever assigned a module,
+    and names bound to freezedsl rule sets.
 
     A full walk of the tree, so it runs only when a check needs it."""
+    local = _local_module_classes(tree)
+    attrs: dict[str, bool] = {}  # attribute name -> every assignment builds a module
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
@@ -182,14 +219,37 @@ def _scan_evidence(tree: ast.Module, ctx: _File) -> None:
                 recv = _dotted(func.value)
                 if recv is not None:
                     ctx.modules_.add(recv)
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            if _loads_rules(ctx, node.value):
+        elif isinstance(node, ast.Assign):
+            call = node.value if isinstance(node.value, ast.Call) else None
+            builds = call is not None and (
+                _builds_module(ctx, call) or getattr(call.func, "id", None) in local
+            )
+            for t in node.targets:
+                if isinstance(t, ast.Attribute):
+                    attrs[t.attr] = attrs.get(t.attr, True) and builds
+            if call is None:
+                continue
+            if _loads_rules(ctx, call):
                 into = ctx.rule_sets_
-            elif _builds_module(ctx, node.value):
+            elif builds:
                 into = ctx.modules_
             else:
                 continue
             into.update(d for d in map(_dotted, node.targets) if d is not None)
+    ctx.module_attrs_.update(a for a, only_modules in attrs.items() if only_modules)
+
+
+def _local_module_classes(tree: ast.Module) -> set[str]:
+    """Classes of this file that derive (directly or through each other) from a class
+    named ``Module`` (``nn.Module``, ``torch.nn.Module``, ``pl.LightningModule``)."""
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for b in node.bases:
+                d = _dotted(b) or ""
+                if d.endswith("Module") or d in out:
+                    out.add(node.name)
+    return out
 
 
 def _is_nn_class(qual: str) -> bool:
@@ -227,6 +287,8 @@ def _nn_layer_with_params(ctx: _File, call: ast.Call, attr: str) -> bool:
     last = qual.rsplit(".", 1)[-1]
     if not last[:1].isupper() or _PARAMLESS.match(last):
         return False
+    if last in ("Sequential", "ModuleList", "ModuleDict") and not (call.args or call.keywords):
+        return False  # an empty container, filled later (a perceptual-loss net's slices)
     if _is_nn_class(qual):
         return True
     return "Parameter" not in last and bool(_HEAD_WORD.match(attr))

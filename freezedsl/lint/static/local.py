@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 
 from freezedsl.lint.static.astutil import _attr_pos, _bool_const, _kwarg
+from freezedsl.lint.static.decides import can_collide
 from freezedsl.lint.static.facts import _Bind, _File
 from freezedsl.lint.static.rules import MISSPELLED_GRAD, PRETRAINED_DEPRECATED, SUBSTRING_NAME
 from freezedsl.lint.static.tables import _TV_STEMS
@@ -29,8 +30,13 @@ def typo(ctx: _File, node: ast.Attribute, how: str) -> None:
     )
 
 
-def substring(ctx: _File, binds: dict[str, _Bind], lit: ast.expr, name: str, how: str) -> None:
-    """Report digit-final literals used as substring/prefix tests on ``name``."""
+def substring(
+    ctx: _File, binds: dict[str, _Bind], where: ast.AST, lit: ast.expr, name: str, how: str
+) -> None:
+    """Report digit-final literals used as substring/prefix tests on ``name`` when the
+    test (the node ``where``) decides training and the literal is an index with possible siblings."""
+    if not ctx.deciding(where):
+        return
     lits: list[ast.Constant] = []
     if isinstance(lit, ast.Constant) and isinstance(lit.value, str):
         lits.append(lit)
@@ -42,7 +48,7 @@ def substring(ctx: _File, binds: dict[str, _Bind], lit: ast.expr, name: str, how
             lits += b.values
     for c in lits:
         text = str(c.value)
-        if not text or not text[-1].isdigit():
+        if not can_collide(text):
             continue
         sibling = f'"{text}0"'
         if how == "startswith":

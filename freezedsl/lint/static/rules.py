@@ -109,7 +109,10 @@ Flags a loop that unconditionally freezes every parameter of ``M``
 also ``M.requires_grad_(False)``) when earlier in the same scope a new layer with
 parameters was assigned to a submodule of ``M`` (``M.fc = nn.Linear(...)``,
 ``M.classifier[-1] = ...``, ``M.head = MyHead(...)``) and nothing later unfreezes or
-replaces that head.
+replaces that head. An empty ``nn.Sequential()``/``ModuleList()`` is no head, and inside a
+class that freezes all of ``self`` only a head-named attribute (``self.fc``,
+``self.classifier``, ``self.head``, ...) counts: a frozen perceptual-loss network or
+teacher built in ``__init__`` is frozen on purpose.
 """,
         why="""\
 The freshly initialised head is frozen together with the backbone, so training updates
@@ -139,9 +142,12 @@ Flags ``X.requires_grad = value`` where ``X`` is clearly an ``nn.Module``: a loo
 variable over ``.modules()``/``.children()``/``named_modules()``/``named_children()``,
 a name that the file calls ``.parameters()``/``.modules()``/... on or builds from an
 ``nn`` class or torchvision builder, or a name such as ``model``, ``net``, ``backbone``,
-``encoder``, ``head``, ``fc``, ``layer1``, ``model.layers[0]``. Names that look like
+``encoder``, ``head``, ``fc``, ``layer1``, ``model.layers[0]``, or an attribute that the
+file only ever assigns a module (``self.outc = OutConv(...)`` with ``class OutConv(nn.Module)``
+in the same file). Names that look like
 parameters (``p``, ``param``, ``weight``, ``*.bias``, loop variables over
-``parameters()``) are never flagged.
+``parameters()`` or ``zip(a.parameters(), b.parameters())``, a name checked by
+``isinstance(x, nn.Parameter)``) are never flagged.
 """,
         why="""\
 ``nn.Module`` has no ``requires_grad`` property: the assignment just creates a new
@@ -198,8 +204,14 @@ Inside a loop or comprehension over ``named_parameters()``, ``named_modules()``,
 flags a string literal that ends in a digit and is used as ``"lit" in name``,
 ``"lit" not in name``, ``name.startswith("lit")`` (also a tuple of literals),
 ``name.find("lit")`` or ``name.index("lit")``, also when the literal comes from a
-literal list the test iterates over. Literals ending in ``.`` or in a letter are not
-reported.
+literal list the test iterates over (inline, or a list bound to a name). Only tests that
+decide training are reported: the test guards a ``requires_grad`` change, an
+``eval()``/``train()`` call, a freeze helper, ``lr``/``weight_decay``/``params`` of an
+optimizer or the parameters a comprehension selects. Names that are only read (logging,
+weight init, hooks, ``assert``, ``test_*`` functions) are not reported, nor literals whose
+final digits are no index (``adapter-0``, ``ia3``: only ``.1`` or a numbered word such as
+``layer1``, ``blocks1``, ``stage3``, ``res5``, ``conv2`` has siblings). Literals ending in
+``.`` or in a letter are not reported.
 """,
         why="""\
 Names are dotted paths, and a digit-final literal is a prefix of its siblings:

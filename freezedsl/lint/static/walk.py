@@ -31,6 +31,7 @@ from freezedsl.lint.static.local import pretrained, substring, typo
 from freezedsl.lint.static.rules import GRAD_ON_MODULE
 from freezedsl.lint.static.tables import (
     _BARE_MODULE_WORD,
+    _HEAD_WORD,
     _MODULE_WORD,
     _NAME_SOURCES,
     _OPTIMIZERS,
@@ -51,6 +52,8 @@ class _Scope:
         self.loops: tuple[int, ...] = ()
         self.depth = 0
         self.wrapped: set[tuple[int, str]] = set()
+        # Names bound to a literal list of strings in this scope (``freeze = ["model.1"]``).
+        self.lits: dict[str, ast.expr] = {}
 
     # -- statements
 
@@ -87,7 +90,12 @@ class _Scope:
             self.block(s.orelse)
         elif isinstance(s, ast.If):
             self.expr(s.test)
+            guarded = _param_guard(s.test)
+            saved_binds = self.binds
+            if guarded is not None:
+                self.binds = {**saved_binds, guarded: _Bind("param", None, s, self.depth)}
             self.branch(s, 0, s.body)
+            self.binds = saved_binds
             self.branch(s, 1, s.orelse)
         elif isinstance(s, (ast.With, ast.AsyncWith)):
             for item in s.items:
@@ -176,9 +184,17 @@ class _Scope:
                 d != _root(d)
                 and not _uses_whole(value, d)
                 and _nn_layer_with_params(self.ctx, value, attr)
+                # A class that freezes all of ``self`` is a frozen network by design
+                # (a perceptual loss, a teacher); only a head-named layer is suspicious.
+                and not (d.startswith("self.") and not _HEAD_WORD.match(attr))
             ):
                 self.event("HEAD", d, stmt)
                 return
+        if isinstance(target, ast.Name):
+            if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+                self.lits[target.id] = value
+            else:
+                self.lits.pop(target.id, None)
         self.kill(d, stmt, value)
 
     def assign_requires_grad(self, target: ast.Attribute, value: ast.expr) -> None:
@@ -196,7 +212,10 @@ class _Scope:
                 obj=recv,
             )
             return
-        if flag is not None:
+        # Only a parameter (a loop variable over parameters, or a parameter-like name)
+        # counts as a freeze: on anything else the assignment may be a no-op on a module.
+        b = self.binds.get(_root(recv))
+        if flag is not None and (b is not None or _PARAM_LIKE.search(_last(recv))):
             self.grad_change(recv, flag, target, whole=False)
 
     def kill_targets(self, target: ast.AST, stmt: ast.stmt) -> None:
@@ -236,6 +255,18 @@ class _Scope:
             and len(target.elts) == 2
         ):
             return self.bind(target.elts[1], it.args[0], loop, depth)
+        if (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and it.func.id == "zip"
+            and isinstance(target, ast.Tuple)
+            and len(target.elts) == len(it.args)
+        ):
+            for elt, arg in zip(target.elts, it.args):
+                out.update(self.bind(elt, arg, loop, depth))
+            return out
+        if isinstance(it, ast.Name):
+            it = self.lits.get(it.id) or self.ctx.lit_lists.get(it.id) or it
         if isinstance(it, (ast.List, ast.Tuple, ast.Set)) and isinstance(target, ast.Name):
             lits = tuple(
                 e for e in it.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
@@ -292,6 +323,8 @@ class _Scope:
         if recv in self.ctx.modules:
             return True
         last = _last(recv)
+        if recv != last and not recv.endswith("]") and last in self.ctx.module_attrs:
+            return True
         if recv.endswith("]"):
             return not _PARAM_LIKE.search(last) and bool(_MODULE_WORD.match(last))
         if _PARAM_LIKE.search(last):
@@ -390,7 +423,7 @@ class _Scope:
         elif attr in ("startswith", "find", "index") and isinstance(func.value, ast.Name):
             b = self.binds.get(func.value.id)
             if b is not None and b.kind == "name" and node.args:
-                substring(self.ctx, self.binds, node.args[0], func.value.id, attr)
+                substring(self.ctx, self.binds, node, node.args[0], func.value.id, attr)
 
     def named_call(self, node: ast.Call, qual: str) -> None:
         parts = qual.split(".")
@@ -522,4 +555,21 @@ class _Scope:
         b = binds.get(right.id)
         if b is None or b.kind != "name":
             return
-        substring(self.ctx, binds, node.left, right.id, "in")
+        substring(self.ctx, binds, node, node.left, right.id, "in")
+
+
+def _param_guard(test: ast.expr) -> str | None:
+    """``x`` in ``if isinstance(x, nn.Parameter):`` (or ``torch.Tensor``): in the body, ``x``
+    is a tensor whatever its name says."""
+    if (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Name)
+        and test.func.id == "isinstance"
+        and len(test.args) == 2
+        and isinstance(test.args[0], ast.Name)
+    ):
+        kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+        names = [(_dotted(k) or "").rsplit(".", 1)[-1] for k in kinds]
+        if names and all(n in ("Parameter", "Tensor", "UninitializedParameter") for n in names):
+            return test.args[0].id
+    return None
