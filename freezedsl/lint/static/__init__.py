@@ -30,7 +30,7 @@ from freezedsl.lint.static.facts import _File, _scan_imports, _scan_lit_lists
 from freezedsl.lint.static.order import _check_scope
 from freezedsl.lint.static.rules import SYNTAX_ERROR
 from freezedsl.lint.static.tables import _TRIGGERS
-from freezedsl.lint.static.walk import _Scope
+from freezedsl.lint.static.walk import _Scope, walk_function
 
 __all__ = ["check_file", "check_source"]
 
@@ -74,10 +74,12 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
         ctx.tree = tree
         _scan_imports(tree.body, ctx)
         _scan_lit_lists(tree.body, ctx)
-        ctx.pending.append(tree.body)
+        ctx.walk_function = lambda f, c: walk_function(ctx, f, c)
+        ctx.pending.append((tree.body, None, None))
         while ctx.pending:
-            scope = _Scope(ctx)
-            scope.block(ctx.pending.pop())
+            body, cls, fdef = ctx.pending.pop()
+            scope = _Scope(ctx, cls, fdef)
+            scope.block(body)
             _check_scope(ctx, scope.events)
     except RecursionError:
         ctx.out.append(

@@ -8,11 +8,13 @@ whole file tells (imports, names known to be modules, findings).
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from freezedsl.lint.registry import Diagnostic, Rule, diag
 from freezedsl.lint.static.astutil import _dotted
 from freezedsl.lint.static.decides import deciding_nodes
+from freezedsl.lint.static.summaries import Defs, FuncDef
 from freezedsl.lint.static.tables import _HEAD_WORD, _MODULE_METHODS, _PARAMLESS, _TV_STEMS
 
 
@@ -134,7 +136,18 @@ class _File:
             _scan_evidence(self.tree, self)
 
     out: list[Diagnostic] = field(default_factory=list)
-    pending: list[list[ast.stmt]] = field(default_factory=list)
+    # Scopes still to walk: (body, enclosing class, function or None).
+    pending: list[tuple[list[ast.stmt], str | None, FuncDef | None]] = field(default_factory=list)
+    muted: int = 0  # > 0 while a summary walk runs: findings are not recorded
+    defs_: Defs | None = None
+    walk_function: Callable[[FuncDef, str | None], list[_Event]] = field(default=lambda f, c: [])
+
+    @property
+    def defs(self) -> Defs:
+        """Top-level functions and classes of the file (for summaries), built on first use."""
+        if self.defs_ is None:
+            self.defs_ = Defs.of(self.tree) if self.tree is not None else Defs()
+        return self.defs_
 
     def qualify(self, node: ast.AST) -> str | None:
         """Dotted callee with its first name replaced by what it was imported as."""
@@ -160,6 +173,8 @@ class _File:
         return byte_col + 1
 
     def report(self, rule: Rule, node: ast.AST, message: str, obj: str | None = None) -> None:
+        if self.muted:
+            return
         line = getattr(node, "lineno", 1)
         col = self.col(line, getattr(node, "col_offset", 0))
         self.out.append(diag(rule, message, self.path, line=line, col=col, obj=obj))

@@ -29,6 +29,7 @@ from freezedsl.lint.static.facts import (
 )
 from freezedsl.lint.static.local import pretrained, substring, typo
 from freezedsl.lint.static.rules import GRAD_ON_MODULE
+from freezedsl.lint.static.summaries import FuncDef, _param_names, bind_args, replay
 from freezedsl.lint.static.tables import (
     _BARE_MODULE_WORD,
     _HEAD_WORD,
@@ -44,8 +45,20 @@ from freezedsl.lint.static.tables import (
 class _Scope:
     """Walks one scope's statements in order, recording events and local findings."""
 
-    def __init__(self, ctx: _File) -> None:
+    def __init__(
+        self,
+        ctx: _File,
+        cls: str | None = None,
+        fdef: FuncDef | None = None,
+        *,
+        quiet: bool = False,
+    ) -> None:
         self.ctx = ctx
+        self.cls = cls  # the class whose body or method this scope is
+        self.quiet = quiet  # a summary walk: nested definitions are walked on their own
+        self.params = frozenset(_param_names(fdef)) if fdef is not None else frozenset()
+        # Names this scope built from a class of the file (``net = Net()``) -> the class.
+        self.types: dict[str, str] = {}
         self.events: list[_Event] = []
         self.binds: dict[str, _Bind] = {}
         self.branches: tuple[tuple[int, int], ...] = ()
@@ -70,15 +83,26 @@ class _Scope:
                 outer += s.args.defaults + [d for d in s.args.kw_defaults if d is not None]
             for e in outer:
                 self.expr(e)
-            self.ctx.pending.append(s.body)
+            if not self.quiet:
+                if isinstance(s, ast.ClassDef):
+                    self.ctx.pending.append((s.body, s.name, None))
+                else:
+                    self.ctx.pending.append((s.body, self.cls, s))
             self.kill(s.name, s)
         elif isinstance(s, (ast.For, ast.AsyncFor)):
             self.expr(s.iter)
             self.kill_targets(s.target, s)
             saved, saved_loops = self.binds, self.loops
-            self.binds = {**saved, **self.bind(s.target, s.iter, s, self.depth)}
             self.loops = saved_loops + (id(s),)
-            self.block(s.body)
+            owners = self.loop_aliases(s)
+            if owners and isinstance(s.target, ast.Name):
+                for owner in owners:  # the body once per module the loop runs over
+                    alias = _Bind("alias", owner, s, self.depth)
+                    self.binds = {**saved, s.target.id: alias}
+                    self.block(s.body)
+            else:
+                self.binds = {**saved, **self.bind(s.target, s.iter, s, self.depth)}
+                self.block(s.body)
             self.binds, self.loops = saved, saved_loops
             self.block(s.orelse)
         elif isinstance(s, ast.While):
@@ -196,12 +220,30 @@ class _Scope:
             else:
                 self.lits.pop(target.id, None)
         self.kill(d, stmt, value)
+        self.types.pop(d, None)
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in self.ctx.defs.methods
+        ):
+            self.types[d] = value.func.id
+            init = self.ctx.defs.method(value.func.id, "__init__")
+            if init is not None:
+                self.replay(init[0], init[1], value, d)
+
+    def flag(self, value: ast.expr) -> bool | str | None:
+        """A constant ``requires_grad`` flag, or the name of the function parameter that
+        holds it (a summary resolves it at each call site)."""
+        if isinstance(value, ast.Name) and value.id in self.params:
+            return value.id
+        return _bool_const(value)
 
     def assign_requires_grad(self, target: ast.Attribute, value: ast.expr) -> None:
         recv = _dotted(target.value)
         if recv is None:
             return
-        flag = _bool_const(value)
+        recv = self.alias(recv)
+        flag = self.flag(value)
         if self.module_like(recv):
             arg = ast.unparse(value)
             self.ctx.report(
@@ -303,10 +345,32 @@ class _Scope:
             out[names[0].id] = _Bind("name", owner, loop, depth)
         return out
 
+    def loop_aliases(self, s: ast.For | ast.AsyncFor) -> list[str]:
+        """Modules a ``for m in (a.backbone, a.neck)`` loop (or ``for net in nets`` over a
+        parameter of the function) runs over; empty for any other loop."""
+        if not isinstance(s.target, ast.Name):
+            return []
+        it = s.iter
+        if isinstance(it, ast.Name) and it.id in self.params:
+            return [it.id]
+        if isinstance(it, (ast.Tuple, ast.List)) and it.elts:
+            names = [self.alias(d) for d in map(_dotted, it.elts) if d is not None]
+            if len(names) == len(it.elts):
+                return names
+        return []
+
+    def alias(self, dotted: str) -> str:
+        """``m.fc`` -> ``model.backbone.fc`` when ``m`` is a loop alias of ``model.backbone``."""
+        b = self.binds.get(_root(dotted))
+        if b is not None and b.kind == "alias" and b.owner is not None:
+            return b.owner + dotted[len(_root(dotted)) :]
+        return dotted
+
     def resolve(self, dotted: str | None) -> str | None:
         """Map a receiver through module loop variables: ``m.conv`` -> ``model.*.conv``."""
         if dotted is None:
             return None
+        dotted = self.alias(dotted)
         root = _root(dotted)
         b = self.binds.get(root)
         if b is None:
@@ -382,6 +446,7 @@ class _Scope:
             if qual is not None:
                 self.named_call(node, qual)
             self.maybe_reeval(node)
+            self.call_summary(node)
             if self.applies_rules(node):
                 model = _arg(node, 0, "model")
                 d = self.resolve(_dotted(model)) if model is not None else None
@@ -390,12 +455,58 @@ class _Scope:
         finally:
             self.binds = saved
 
+    def overrides_train(self, recv: str) -> bool:
+        """``recv`` is an instance of a class of this file that defines ``train()`` (which
+        typically re-applies eval to frozen norm layers, as mmdet backbones do)."""
+        cls = self.cls if recv == "self" else self.types.get(recv)
+        return cls is not None and self.ctx.defs.method(cls, "train") is not None
+
+    def call_summary(self, node: ast.Call) -> None:
+        """Replay what a function of this file does to its arguments and ``self``."""
+        func = node.func
+        defs = self.ctx.defs
+        found: tuple[FuncDef, str | None] | None = None
+        receiver: str | None = None
+        if isinstance(func, ast.Name):
+            f = defs.functions.get(func.id)
+            if f is not None:
+                found = (f, None)
+        elif isinstance(func, ast.Attribute):
+            v = func.value
+            if (
+                isinstance(v, ast.Call)
+                and isinstance(v.func, ast.Name)
+                and v.func.id == "super"
+                and self.cls is not None
+            ):
+                m = defs.method(self.cls, func.attr, skip_own=True)
+                found, receiver = (m, "self") if m else (None, None)
+            else:
+                recv = _dotted(v)
+                cls = self.cls if recv == "self" else self.types.get(recv or "")
+                if recv is not None and cls is not None:
+                    m = defs.method(cls, func.attr)
+                    found, receiver = (m, self.alias(recv)) if m else (None, None)
+        if found is not None:
+            self.replay(found[0], found[1], node, receiver)
+
+    def replay(self, fdef: FuncDef, cls: str | None, node: ast.Call, receiver: str | None) -> None:
+        events = self.ctx.defs.summary(fdef, cls, self.ctx.walk_function)
+        if not events:
+            return
+        args = bind_args(fdef, node, receiver, lambda e: self.resolve(_dotted(e)))
+        at = self.event("CALL", "", node)
+        self.events.pop()
+        self.events.extend(replay(events, args, at))
+
     def method_call(self, node: ast.Call, func: ast.Attribute, depth: int) -> None:
         attr = func.attr
         recv = _dotted(func.value)
+        if recv is not None:
+            recv = self.alias(recv)
         if attr == "requires_grad_":
             arg = _arg(node, 0, "requires_grad")
-            flag = True if arg is None else _bool_const(arg)
+            flag = True if arg is None else self.flag(arg)
             if recv is not None and flag is not None:
                 self.grad_change(recv, flag, node, whole=True, depth=depth)
         elif _typo_of_requires_grad(attr):
@@ -410,7 +521,7 @@ class _Scope:
             elif attr == "eval" and (node.args or node.keywords):
                 return
             if mode:
-                if recv in self.binds:
+                if recv in self.binds or self.overrides_train(recv):
                     return
                 self.event("TRAIN", recv, node)
                 return
@@ -529,22 +640,30 @@ class _Scope:
             yield from self.param_sources(node.right, filtered)
 
     def grad_change(
-        self, recv: str, flag: bool, node: ast.AST, *, whole: bool, depth: int | None = None
+        self,
+        recv: str,
+        flag: bool | str,
+        node: ast.AST,
+        *,
+        whole: bool,
+        depth: int | None = None,
     ) -> None:
-        """Record a freeze/unfreeze of ``recv`` (a loop variable maps to its owner)."""
-        kind = "UNFREEZE" if flag else "FREEZE"
+        """Record a freeze/unfreeze of ``recv`` (a loop variable maps to its owner); a flag
+        held by a parameter of the function is recorded as SETGRAD for summaries."""
+        kind = "SETGRAD" if isinstance(flag, str) else "UNFREEZE" if flag else "FREEZE"
+        label = flag if isinstance(flag, str) else ""
         root = _root(recv)
         b = self.binds.get(root)
         if b is None:
-            self.event(kind, recv, node, whole=whole)
+            self.event(kind, recv, node, whole=whole, label=label)
             return
         if b.owner is None or b.kind == "name" or b.kind == "lit":
             return
         if b.kind == "param" and recv == root:
             d = self.depth if depth is None else depth
-            self.event(kind, b.owner, node, whole=d == b.depth, loop=b.loop)
+            self.event(kind, b.owner, node, whole=d == b.depth, loop=b.loop, label=label)
         elif b.kind == "module":
-            self.event(kind, b.owner + ".*" + recv[len(root) :], node, loop=b.loop)
+            self.event(kind, b.owner + ".*" + recv[len(root) :], node, loop=b.loop, label=label)
 
     def compare(self, node: ast.Compare, binds: dict[str, _Bind]) -> None:
         if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.In, ast.NotIn)):
@@ -573,3 +692,15 @@ def _param_guard(test: ast.expr) -> str | None:
         if names and all(n in ("Parameter", "Tensor", "UninitializedParameter") for n in names):
             return test.args[0].id
     return None
+
+
+def walk_function(ctx: _File, fdef: FuncDef, cls: str | None) -> list[_Event]:
+    """Events of one function body for its summary; reports nothing (the body is also
+    checked as its own scope) and queues no nested definitions."""
+    scope = _Scope(ctx, cls, fdef, quiet=True)
+    ctx.muted += 1
+    try:
+        scope.block(fdef.body)
+    finally:
+        ctx.muted -= 1
+    return scope.events
