@@ -146,7 +146,7 @@ class _File:
     def defs(self) -> Defs:
         """Top-level functions and classes of the file (for summaries), built on first use."""
         if self.defs_ is None:
-            self.defs_ = Defs.of(self.tree) if self.tree is not None else Defs()
+            self.defs_ = Defs.of(self.tree, self.lines) if self.tree is not None else Defs()
         return self.defs_
 
     def qualify(self, node: ast.AST) -> str | None:

@@ -19,6 +19,7 @@ once; a recursive call sees an empty summary.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -32,7 +33,9 @@ FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
 # Event kinds a summary carries; SETGRAD is a requires_grad change whose flag is a parameter.
 # HEAD is not carried: a constructor that builds a classifier followed by a freeze of the
 # whole object is a frozen teacher or feature extractor, not a frozen head.
-_CARRIED = frozenset(("FREEZE", "UNFREEZE", "SETGRAD", "EVAL_SUB", "TRAIN", "WRAP", "OPT", "REEVAL"))
+_CARRIED = frozenset(
+    ("FREEZE", "UNFREEZE", "SETGRAD", "EVAL_SUB", "TRAIN", "WRAP", "OPT", "REEVAL")
+)
 
 
 @dataclass
@@ -45,9 +48,12 @@ class Defs:
     done: dict[int, list[_Event]] = field(default_factory=dict)
     busy: set[int] = field(default_factory=set)
 
+    lines: list[str] = field(default_factory=list)
+    relevant_: dict[int, bool] = field(default_factory=dict)
+
     @classmethod
-    def of(cls, tree: ast.Module) -> Defs:
-        d = cls()
+    def of(cls, tree: ast.Module, lines: list[str]) -> Defs:
+        d = cls(lines=lines)
         for s in tree.body:
             if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 d.functions[s.name] = s
@@ -84,21 +90,41 @@ class Defs:
         key = id(fdef)
         if key in self.done:
             return self.done[key]
-        if key in self.busy:
+        if key in self.busy or not self.relevant(fdef):
             return []
         self.busy.add(key)
         try:
             names = set(_param_names(fdef))
-            events = [
-                e
-                for e in walk(fdef, cls)
-                if e.kind in _CARRIED
-                and _root(e.target) in names
-            ]
+            events = [e for e in walk(fdef, cls) if e.kind in _CARRIED and _root(e.target) in names]
         finally:
             self.busy.discard(key)
         self.done[key] = events
         return events
+
+    def relevant(self, fdef: FuncDef) -> bool:
+        """Whether ``fdef``'s text can yield a carried event, directly or through a call of
+        another function of the file (a text test, so most functions are never walked)."""
+        key = id(fdef)
+        if key in self.relevant_:
+            return self.relevant_[key]
+        self.relevant_[key] = False  # recursion guard
+        text = "\n".join(self.lines[fdef.lineno - 1 : fdef.end_lineno or fdef.lineno])
+        found = _EVENT_TEXT.search(text) is not None
+        if not found:
+            for name in set(_CALLED.findall(text)) - {fdef.name}:
+                callees = [self.functions.get(name)] + [m.get(name) for m in self.methods.values()]
+                if any(c is not None and self.relevant(c) for c in callees):
+                    found = True
+                    break
+        self.relevant_[key] = found
+        return found
+
+
+_EVENT_TEXT = re.compile(
+    r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|optim|"
+    r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\("
+)
+_CALLED = re.compile(r"(\w+)\s*\(")
 
 
 def _param_names(fdef: FuncDef) -> list[str]:
