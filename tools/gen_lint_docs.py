@@ -117,8 +117,10 @@ longest matches from both sides have the same length, `ignore` wins. So
 `ignore = ["FZ2"], extend-select = ["FZ204"]` re-enables just FZ204. The result does
 not depend on the order of anything.
 
-**Command line over settings.** `--select` replaces `select` and drops the file's
-`extend-select`; `--ignore` replaces `ignore` and drops `extend-ignore`;
+**Command line over settings.** As in ruff, `--select` replaces `select` and drops the
+file's `extend-select`, while `--ignore` *adds* to the file's `ignore` and
+`extend-ignore` (the two are interchangeable, on the command line and in the file:
+disabling one more code never re-enables one the project disabled);
 `--extend-select`, `--extend-ignore` and `--extend-exclude` add to the file's
 values; `--steps` replaces `steps`. The options may be repeated and are comma-separated.
 

@@ -88,14 +88,16 @@ class LintConfig:
     ) -> LintConfig:
         """Apply command-line options on top of file settings.
 
-        ``select``/``ignore`` *set* the selection (dropping the file's ``extend-*`` of the
-        same direction, as the user asked for exactly this); ``extend-*`` *add* to it.
+        As in ruff: ``select`` *sets* the selection (dropping the file's
+        ``extend-select``, as the user asked for exactly this), while ``ignore`` *adds* to
+        the file's ignores, exactly like ``extend-ignore`` (disabling one more code on the
+        command line must not re-enable what the project switched off); ``extend-*`` add.
         """
         cfg = self
         if select is not None:
             cfg = replace(cfg, select=tuple(select), extend_select=())
-        if ignore is not None:
-            cfg = replace(cfg, ignore=tuple(ignore), extend_ignore=())
+        if ignore:
+            cfg = replace(cfg, ignore=cfg.ignore + tuple(ignore))
         if extend_select:
             cfg = replace(cfg, extend_select=cfg.extend_select + tuple(extend_select))
         if extend_ignore:

@@ -383,7 +383,9 @@ def test_cli_overrides() -> None:
     assert cfg.with_overrides(select=["FZ2"]).select == ("FZ2",)
     assert cfg.with_overrides(select=["FZ2"]).extend_select == ()
     assert cfg.with_overrides(extend_select=["FZ0"]).extend_select == ("FZ3", "FZ0")
-    assert cfg.with_overrides(ignore=[]).extend_ignore == ()
+    # as in ruff, --ignore adds to the file's ignores (it is --extend-ignore)
+    assert cfg.with_overrides(ignore=["FZ3"]).ignore == ("FZ101", "FZ3")
+    assert cfg.with_overrides(ignore=["FZ3"]).extend_ignore == ("FZ2",)
     assert cfg.with_overrides(extend_exclude=["x"], steps=4).exclude == ("x",)
     assert cfg.with_overrides(steps=4).steps == 4
 
