@@ -143,9 +143,10 @@ Python files and `.frz` files both use `#` comments:
 | `# freezedsl: noqa` on a line of its own, anywhere in the file | every finding in the file |
 | `# freezedsl: noqa: FZ2, FZ301` on a line of its own, anywhere in the file | these codes in the whole file |
 
-`noqa` is case-insensitive; codes are upper-case, separated by commas and/or spaces;
-text after the codes is ignored (`# noqa: FZ204 optimizer built later on purpose`).
-A code list that does not parse (`# noqa: fz204`, `# noqa:`) suppresses nothing, so a
+`noqa` and the codes are case-insensitive (`# noqa: fz204` is `# noqa: FZ204`); codes
+are separated by commas and/or spaces; text after the codes is ignored
+(`# noqa: FZ204 optimizer built later on purpose`).
+A code list that does not parse (`# noqa: FZ-204`, `# noqa:`) suppresses nothing, so a
 typo cannot hide every finding on a line; codes of other tools (`# noqa: E501`) are
 simply not freezedsl's. The line is the line a finding is reported on. The directives
 are found by a plain text search of each line, so a `# noqa` inside a string literal
