@@ -28,6 +28,7 @@ import warnings
 from freezedsl.lint.registry import Diagnostic, diag
 from freezedsl.lint.static.facts import _File, _scan_imports, _scan_lit_lists
 from freezedsl.lint.static.order import _check_scope
+from freezedsl.lint.static.roots import check_roots
 from freezedsl.lint.static.rules import SYNTAX_ERROR
 from freezedsl.lint.static.tables import _TRIGGERS
 from freezedsl.lint.static.walk import _Scope, walk_function
@@ -81,6 +82,8 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
             scope = _Scope(ctx, cls, fdef)
             scope.block(body)
             _check_scope(ctx, scope.events)
+        if "named_modules" in text:
+            check_roots(ctx, tree)
     except RecursionError:
         ctx.out.append(
             diag(

@@ -1,9 +1,11 @@
-"""Order checks over one scope's events: FZ201, FZ202, FZ203, FZ207, FZ208."""
+"""Order checks over one scope's events: FZ201, FZ202, FZ203, FZ207, FZ208 (and, through
+:mod:`.patterns`, FZ210, FZ212, FZ213)."""
 
 from __future__ import annotations
 
 from freezedsl.lint.static.astutil import _refs, _within
 from freezedsl.lint.static.facts import _Event, _exclusive, _File
+from freezedsl.lint.static.patterns import check_patterns
 from freezedsl.lint.static.rules import (
     FREEZE_AFTER_DDP,
     HEAD_FROZEN,
@@ -60,16 +62,19 @@ def _reverted(
 
 def _check_scope(ctx: _File, events: list[_Event]) -> None:
     lines = {id(e.node): getattr(e.node, "lineno", 0) for e in events}
+    empty = check_patterns(ctx, events)
     for i, e in enumerate(events):
         if e.kind == "OPT":
-            _check_opt(ctx, events, i, lines)
+            _check_opt(ctx, events, i, lines, id(e.node) in empty)
         elif e.kind == "FREEZE":
             _check_freeze(ctx, events, i, lines)
         elif e.kind == "TRAIN":
             _check_train(ctx, events, i, lines)
 
 
-def _check_opt(ctx: _File, events: list[_Event], i: int, lines: dict[int, int]) -> None:
+def _check_opt(
+    ctx: _File, events: list[_Event], i: int, lines: dict[int, int], empty: bool = False
+) -> None:
     opt = events[i]
     for j in range(i + 1, len(events)):
         f = events[j]
@@ -86,7 +91,7 @@ def _check_opt(ctx: _File, events: list[_Event], i: int, lines: dict[int, int]) 
             obj=opt.target,
         )
         break
-    if opt.filtered:
+    if opt.filtered or empty:  # FZ212 already says nothing is left to train
         return
     for j in range(i - 1, -1, -1):
         f = events[j]

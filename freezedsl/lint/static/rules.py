@@ -327,3 +327,140 @@ model = torchvision.models.resnet18(weights=ResNet18_Weights.DEFAULT)
 """,
     )
 )
+
+UNFREEZE_ALL_AFTER_FREEZE = register(
+    Rule(
+        code="FZ210",
+        name="unfreeze-all-after-freeze",
+        severity=Severity.WARNING,
+        summary="A selective freeze is undone at once by a loop that unfreezes every parameter.",
+        what="""\
+Flags an unconditional unfreeze of every parameter of ``M`` (``for p in M.parameters():
+p.requires_grad = True``, ``M.requires_grad_(True)``, also through a helper of the file)
+that follows a freeze of part of ``M`` in the same block, when nothing but other
+``requires_grad`` bookkeeping (loops, conditions, comments) stands between the two: no
+training, optimizer or call in between can have used the frozen state. Unfreezing under
+a condition (``if epoch == 5:``) or in another branch is gradual unfreezing and is not
+reported. The mirror of FZ203.
+""",
+        why="""\
+The later loop re-enables gradients for the part that was just frozen, so the whole
+model trains. The usual cause is a "make sure the head trains" loop that is written
+over ``model.parameters()`` instead of ``model.head.parameters()``.
+""",
+        example="""\
+for p in model.backbone.parameters():
+    p.requires_grad = False
+for p in model.parameters():
+    p.requires_grad = True
+""",
+        use_instead="""\
+for p in model.backbone.parameters():
+    p.requires_grad = False
+for p in model.head.parameters():
+    p.requires_grad = True
+""",
+    )
+)
+
+ROOT_MODULE_SELECTED = register(
+    Rule(
+        code="FZ211",
+        name="named-modules-root-selected",
+        severity=Severity.WARNING,
+        summary="A `named_modules()` loop changes `requires_grad` of the root module `''` too.",
+        what="""\
+In a loop ``for name, m in M.named_modules():``, flags ``m.requires_grad_(...)`` or a loop
+over ``m.parameters()`` that sets ``requires_grad``, when the name test that guards it is
+true for the empty name ``""`` of the root module: a negated test (``"backbone" not in
+name``, ``not name.startswith("head")``) or the ``else`` of a positive one, or a positive
+test that only skips with ``continue``. Loops that skip the root (``if not name:
+continue``, ``if name and ...``), use ``parameters(recurse=False)``, or change every
+module unconditionally are not reported.
+""",
+        why="""\
+``named_modules()`` yields the model itself first, under the name ``""``. Every
+substring test that excludes a part is true for ``""``, and ``requires_grad_`` or
+``parameters()`` on the root recurse into the whole model: the part the test was meant
+to spare is changed too, so the whole model is frozen (nothing trains) or unfrozen.
+""",
+        example="""\
+for name, m in model.named_modules():
+    if "head" not in name:
+        m.requires_grad_(False)
+""",
+        use_instead="""\
+for name, m in model.named_modules():
+    if name and "head" not in name.split("."):
+        m.requires_grad_(False)
+""",
+    )
+)
+
+NOTHING_TRAINABLE = register(
+    Rule(
+        code="FZ212",
+        name="nothing-trainable",
+        severity=Severity.ERROR,
+        summary="An optimizer is built after every parameter it gets was frozen.",
+        what="""\
+Flags an optimizer whose every parameter source ``M.parameters()`` (filtered by
+``requires_grad`` or not) lies within a module whose parameters were all frozen
+unconditionally earlier in the same scope (``M.requires_grad_(False)``, ``for p in
+M.parameters(): p.requires_grad = False``, also through a helper), with nothing
+unfrozen, replaced or assigned as a new layer inside it in between.
+""",
+        why="""\
+Nothing is left to train. With a ``requires_grad`` filter the optimizer raises
+"optimizer got an empty parameter list"; without one, ``backward()`` fails with
+"element 0 of tensors does not require grad", or the run trains nothing at all. The
+usual cause is freezing the whole model, head included, before building the optimizer.
+""",
+        example="""\
+for p in model.parameters():
+    p.requires_grad = False
+opt = torch.optim.SGD(filter(lambda p: p.requires_grad, model.parameters()), lr=0.1)
+""",
+        use_instead="""\
+for p in model.parameters():
+    p.requires_grad = False
+for p in model.fc.parameters():
+    p.requires_grad = True
+opt = torch.optim.SGD(filter(lambda p: p.requires_grad, model.parameters()), lr=0.1)
+""",
+    )
+)
+
+UPDATE_IGNORES_FROZEN = register(
+    Rule(
+        code="FZ213",
+        name="manual-update-ignores-requires-grad",
+        severity=Severity.WARNING,
+        summary="A hand-written update or weight decay changes every parameter, frozen ones too.",
+        what="""\
+Flags a loop ``for p in M.parameters()`` (or ``named_parameters()``) that changes ``p``
+in place (``p.data.mul_(...)``, ``p.add_(...)``, ``p.data -= ...``, ``p.data = ...``,
+``p.copy_(...)``) with no test of ``p.requires_grad`` or ``p.grad``, when part of ``M``
+was frozen earlier in the same scope (also through a helper) and not unfrozen again.
+Loops over ``zip(...)`` of two models (EMA/momentum teachers) are not reported.
+""",
+        why="""\
+``requires_grad`` only stops gradients. A manual SGD step, a decoupled weight decay or a
+weight clamp applied to every parameter moves the frozen ones as well (weight decay
+shrinks them towards zero step after step), or fails on their ``grad`` of ``None``.
+""",
+        example="""\
+model.backbone.requires_grad_(False)
+with torch.no_grad():
+    for p in model.parameters():
+        p.mul_(1 - lr * wd)
+""",
+        use_instead="""\
+model.backbone.requires_grad_(False)
+with torch.no_grad():
+    for p in model.parameters():
+        if p.requires_grad:
+            p.mul_(1 - lr * wd)
+""",
+    )
+)

@@ -34,7 +34,7 @@ FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
 # HEAD is not carried: a constructor that builds a classifier followed by a freeze of the
 # whole object is a frozen teacher or feature extractor, not a frozen head.
 _CARRIED = frozenset(
-    ("FREEZE", "UNFREEZE", "SETGRAD", "EVAL_SUB", "TRAIN", "WRAP", "OPT", "REEVAL")
+    ("FREEZE", "UNFREEZE", "SETGRAD", "EVAL_SUB", "TRAIN", "WRAP", "OPT", "REEVAL", "UPDATE")
 )
 
 
@@ -122,7 +122,8 @@ class Defs:
 
 _EVENT_TEXT = re.compile(
     r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|optim|"
-    r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\("
+    r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\(|"
+    r"\.(?:mul|add|sub|div|addcdiv|addcmul|lerp|clamp)_\(|\.data\s*[-+*/]?=|\bp\s*[-+*/]="
 )
 _CALLED = re.compile(r"(\w+)\s*\(")
 

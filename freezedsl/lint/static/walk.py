@@ -28,6 +28,7 @@ from freezedsl.lint.static.facts import (
     _pos,
 )
 from freezedsl.lint.static.local import pretrained, substring, typo
+from freezedsl.lint.static.patterns import updates_in_place
 from freezedsl.lint.static.rules import GRAD_ON_MODULE
 from freezedsl.lint.static.summaries import FuncDef, _param_names, bind_args, replay
 from freezedsl.lint.static.tables import (
@@ -102,6 +103,7 @@ class _Scope:
                     self.block(s.body)
             else:
                 self.binds = {**saved, **self.bind(s.target, s.iter, s, self.depth)}
+                self.manual_update(s)
                 self.block(s.body)
             self.binds, self.loops = saved, saved_loops
             self.block(s.orelse)
@@ -344,6 +346,26 @@ class _Scope:
         ):
             out[names[0].id] = _Bind("name", owner, loop, depth)
         return out
+
+    def manual_update(self, s: ast.For | ast.AsyncFor) -> None:
+        """UPDATE: ``for p in M.parameters():`` whose body changes ``p`` in place with no
+        ``requires_grad``/``grad`` test (zip loops over two models are EMA updates)."""
+        it = s.iter
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "list":
+            it = it.args[0] if it.args else it
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute)):
+            return
+        method = it.func.attr
+        var: ast.expr | None = None
+        if method == "parameters":
+            var = s.target
+        elif method == "named_parameters" and isinstance(s.target, ast.Tuple):
+            var = s.target.elts[-1] if len(s.target.elts) == 2 else None
+        if not isinstance(var, ast.Name) or not updates_in_place(s, var.id):
+            return
+        owner = self.resolve(_dotted(it.func.value))
+        if owner is not None:
+            self.event("UPDATE", owner, s)
 
     def loop_aliases(self, s: ast.For | ast.AsyncFor) -> list[str]:
         """Modules a ``for m in (a.backbone, a.neck)`` loop (or ``for net in nets`` over a
