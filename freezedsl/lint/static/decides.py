@@ -19,9 +19,9 @@ import re
 
 # Words that number their siblings (``layer1``..``layer4``, ``res2``..``res5``).
 _INDEX_WORD = re.compile(
-    r"^(?:layer|layers|block|blocks|stage|stages|res|conv|bn|fc|norm|down|up|level|lvl"
-    r"|dense|denseblock|transition|encoder|decoder|features|module|model|h|l|blk|cell"
-    r"|unit|group|inception|mixed|head|stem|lateral|output|fpn|p|c|s|step|depth)$",
+    r"^(?:layer|layers|block|blocks|resblocks|stage|stages|res|down|up|level|lvl"
+    r"|dense|denseblock|transition|encoder|decoder|features|module|model|h|blk|cell"
+    r"|unit|group|mixed|step|depth)$",
     re.IGNORECASE,
 )
 _INDEXED = re.compile(r"(?:^|[._/])([A-Za-z]+)_?\d+$")

@@ -51,6 +51,8 @@ def _reverted(
             continue
         if not (_within(f.target, u.target) or (partial and _within(u.target, f.target))):
             continue
+        if not partial and f.whole and not u.whole and u.loop is not None and u.loop is f.loop:
+            continue  # freeze every parameter, unfreeze some: still a freeze (per parameter)
         other = {id(u.loop)} if u.loop is not None else set()
         # In a shared outer loop, even `if warmup: freeze / else: unfreeze` toggles.
         if (set(f.loops) & set(u.loops)) - own - other:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 
-from freezedsl.lint.static.astutil import _within
+from freezedsl.lint.static.astutil import _refs, _root, _within
 from freezedsl.lint.static.facts import _Event, _exclusive, _File
 from freezedsl.lint.static.rules import (
     NOTHING_TRAINABLE,
@@ -25,6 +25,7 @@ _BOOKKEEPING = re.compile(
     r"^\s*(?:$|#|for\b.*\b(?:parameters|named_parameters|modules|named_modules|children)\(|"
     r"if\b|elif\b|else\b|continue\b|pass\b|print\(|logger\.|logging\.)|requires_grad"
 )
+_CALL = re.compile(r"\w\s*\(")
 _IN_PLACE = frozenset(
     ("mul_", "add_", "sub_", "div_", "addcdiv_", "addcmul_", "lerp_", "clamp_", "clamp_min_")
 )
@@ -44,7 +45,11 @@ def _quiet_between(ctx: _File, a: _Event, b: _Event) -> bool:
     lo, hi = _end(a), _line(b)
     if hi < lo:
         return False
-    return all(_BOOKKEEPING.search(ctx.lines[k - 1]) for k in range(lo + 1, hi) if k > 0)
+    root = re.compile(rf"\b{re.escape(_root(a.target))}\b")
+    return all(
+        _BOOKKEEPING.search(text) or (not _CALL.search(text) and not root.search(text))
+        for text in (ctx.lines[k - 1] for k in range(lo + 1, hi) if k > 0)
+    )
 
 
 def _outer_loops(e: _Event) -> tuple[int, ...]:
@@ -65,6 +70,8 @@ def _touched(events: list[_Event], lo: int, hi: int, target: str) -> bool:
         if e.kind in ("UNFREEZE", "HEAD", "KILL", "SETGRAD") and (
             _within(e.target, target) or _within(target, e.target)
         ):
+            if e.kind == "KILL" and e.value is not None and _refs(e.value, e.target):
+                continue  # `model = model.to(device)` / `model = helper(model)`
             return True
     return False
 
@@ -88,9 +95,13 @@ def _unfreeze_all(ctx: _File, events: list[_Event], i: int) -> None:
     u = events[i]
     for j in range(i - 1, -1, -1):
         f = events[j]
-        if f.kind != "FREEZE" or f.target == u.target or not _within(f.target, u.target):
+        if f.kind != "FREEZE" or not _within(f.target, u.target):
             continue
-        if f.branches != u.branches or _outer_loops(f) != _outer_loops(u):
+        if f.target == u.target and f.whole:  # freeze all, unfreeze all: a reset
+            continue
+        # the unfreeze runs whenever the freeze's context does (the freeze may be guarded
+        # inside its own loop, the unfreeze not)
+        if u.branches != f.branches[: len(u.branches)] or _outer_loops(f) != _outer_loops(u):
             continue
         if _touched(events, j, i, u.target) or not _quiet_between(ctx, f, u):
             continue
@@ -196,7 +207,10 @@ def updates_in_place(loop: ast.For | ast.AsyncFor, var: str) -> bool:
 
 
 def _is_param(node: ast.AST, var: str) -> bool:
-    """``p`` or ``p.data``."""
+    """``p``, ``p.data``, ``p.grad`` or ``p.grad.data`` (the gradient of a frozen
+    parameter is ``None``, so changing it in place fails)."""
     if isinstance(node, ast.Attribute) and node.attr == "data":
+        node = node.value
+    if isinstance(node, ast.Attribute) and node.attr == "grad":
         node = node.value
     return isinstance(node, ast.Name) and node.id == var

@@ -210,7 +210,8 @@ decide training are reported: the test guards a ``requires_grad`` change, an
 optimizer or the parameters a comprehension selects. Names that are only read (logging,
 weight init, hooks, ``assert``, ``test_*`` functions) are not reported, nor literals whose
 final digits are no index (``adapter-0``, ``ia3``: only ``.1`` or a numbered word such as
-``layer1``, ``blocks1``, ``stage3``, ``res5``, ``conv2`` has siblings). Literals ending in
+``layer1``, ``blocks1``, ``stage3``, ``res5`` has siblings; ``conv2``, ``fc1``, ``bn1``
+number too few layers to collide). Literals ending in
 ``.`` or in a letter are not reported.
 """,
         why="""\

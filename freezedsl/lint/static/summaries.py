@@ -123,7 +123,7 @@ class Defs:
 _EVENT_TEXT = re.compile(
     r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|optim|"
     r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\(|"
-    r"\.(?:mul|add|sub|div|addcdiv|addcmul|lerp|clamp)_\(|\.data\s*[-+*/]?=|\bp\s*[-+*/]="
+    r"\.(?:mul|add|sub|div|addcdiv|addcmul|lerp|clamp)_\(|\.data\s*[-+*/]?=|\bp\s*[-+*/]=|\.grad\b"
 )
 _CALLED = re.compile(r"(\w+)\s*\(")
 
@@ -169,10 +169,11 @@ def replay(events: list[_Event], args: dict[str, list[str] | bool], at: _Event) 
             continue
         kind = e.kind
         if kind == "SETGRAD":
-            flag = args.get(e.label)
+            negate = e.label.startswith("!")
+            flag = args.get(e.label.lstrip("!"))
             if not isinstance(flag, bool):
                 continue
-            kind = "UNFREEZE" if flag else "FREEZE"
+            kind = "UNFREEZE" if flag != negate else "FREEZE"
         for t in targets:
             out.append(
                 replace(

@@ -230,14 +230,22 @@ class _Scope:
         ):
             self.types[d] = value.func.id
             init = self.ctx.defs.method(value.func.id, "__init__")
-            if init is not None:
-                self.replay(init[0], init[1], value, d)
+            if init is not None:  # what the object is built as (a frozen teacher, ...) is
+                # no step of this scope: only modes and wrapping carry over
+                self.replay(init[0], init[1], value, d, kinds=_CONSTRUCTOR_KINDS)
 
     def flag(self, value: ast.expr) -> bool | str | None:
         """A constant ``requires_grad`` flag, or the name of the function parameter that
         holds it (a summary resolves it at each call site)."""
         if isinstance(value, ast.Name) and value.id in self.params:
             return value.id
+        if (
+            isinstance(value, ast.UnaryOp)
+            and isinstance(value.op, ast.Not)
+            and isinstance(value.operand, ast.Name)
+            and value.operand.id in self.params
+        ):
+            return "!" + value.operand.id
         return _bool_const(value)
 
     def assign_requires_grad(self, target: ast.Attribute, value: ast.expr) -> None:
@@ -512,8 +520,18 @@ class _Scope:
         if found is not None:
             self.replay(found[0], found[1], node, receiver)
 
-    def replay(self, fdef: FuncDef, cls: str | None, node: ast.Call, receiver: str | None) -> None:
+    def replay(
+        self,
+        fdef: FuncDef,
+        cls: str | None,
+        node: ast.Call,
+        receiver: str | None,
+        *,
+        kinds: frozenset[str] | None = None,
+    ) -> None:
         events = self.ctx.defs.summary(fdef, cls, self.ctx.walk_function)
+        if kinds is not None:
+            events = [e for e in events if e.kind in kinds]
         if not events:
             return
         args = bind_args(fdef, node, receiver, lambda e: self.resolve(_dotted(e)))
@@ -561,7 +579,11 @@ class _Scope:
     def named_call(self, node: ast.Call, qual: str) -> None:
         parts = qual.split(".")
         last = parts[-1]
-        if last in _OPTIMIZERS or (len(parts) > 1 and parts[-2] == "optim" and last[:1].isupper()):
+        if (
+            last in _OPTIMIZERS
+            or (len(parts) > 1 and parts[-2] == "optim" and last[:1].isupper())
+            or (last[:1].isupper() and any(w in _OPTIMIZERS for w in last.split("_")))
+        ):
             params = _arg(node, 0, "params")
             if params is not None:
                 for owner, filtered in self.param_sources(params):
@@ -697,6 +719,9 @@ class _Scope:
         if b is None or b.kind != "name":
             return
         substring(self.ctx, binds, node, node.left, right.id, "in")
+
+
+_CONSTRUCTOR_KINDS = frozenset(("EVAL_SUB", "TRAIN", "WRAP", "REEVAL"))
 
 
 def _param_guard(test: ast.expr) -> str | None:

@@ -9,7 +9,9 @@ from torch import nn
 def flagged(model):
     for p in model.parameters():
         p.requires_grad = False
-    return torch.optim.SGD(filter(lambda p: p.requires_grad, model.parameters()), lr=0.1)  # expect: FZ212:12
+    return torch.optim.SGD(
+        filter(lambda p: p.requires_grad, model.parameters()), lr=0.1
+    )  # expect: FZ212:12
 
 
 def flagged_unfiltered(model):
