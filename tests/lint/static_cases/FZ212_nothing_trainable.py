@@ -3,15 +3,13 @@
 import itertools
 
 import torch
-from torch import nn
+from torch import nn, optim
 
 
 def flagged(model):
     for p in model.parameters():
         p.requires_grad = False
-    return torch.optim.SGD(
-        filter(lambda p: p.requires_grad, model.parameters()), lr=0.1
-    )  # expect: FZ212:12
+    return optim.SGD(filter(lambda p: p.requires_grad, model.parameters()))  # expect: FZ212:12
 
 
 def flagged_unfiltered(model):
