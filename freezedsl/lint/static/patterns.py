@@ -197,6 +197,7 @@ def updates_in_place(loop: ast.For | ast.AsyncFor, var: str) -> bool:
             isinstance(n, ast.AugAssign)
             and _is_param(n.target, var)
             or isinstance(n, ast.Assign)
+            and isinstance(n.value, ast.BinOp)  # `p.data = p.data.to(...)` is a cast
             and any(
                 isinstance(t, ast.Attribute) and t.attr == "data" and _is_param(t, var)
                 for t in n.targets

@@ -440,8 +440,8 @@ UPDATE_IGNORES_FROZEN = register(
         summary="A hand-written update or weight decay changes every parameter, frozen ones too.",
         what="""\
 Flags a loop ``for p in M.parameters()`` (or ``named_parameters()``) that changes ``p``
-in place (``p.data.mul_(...)``, ``p.add_(...)``, ``p.data -= ...``, ``p.data = ...``,
-``p.copy_(...)``) with no test of ``p.requires_grad`` or ``p.grad``, when part of ``M``
+in place (``p.data.mul_(...)``, ``p.add_(...)``, ``p.data -= ...``, ``p.data = <arithmetic>``,
+``p.grad.div_(...)``) with no test of ``p.requires_grad`` or ``p.grad``, when part of ``M``
 was frozen earlier in the same scope (also through a helper) and not unfrozen again.
 Loops over ``zip(...)`` of two models (EMA/momentum teachers) are not reported.
 """,

@@ -55,3 +55,14 @@ def twin_no_freeze(model, lr):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(p.grad, alpha=-lr)
+
+
+def twin_dtype_cast(model):
+    # peft's prepare_model_for_kbit_training: freeze, then cast parameters to fp32
+    for _name, param in model.named_parameters():
+        param.requires_grad = False
+    for param in model.parameters():
+        if param.dtype == torch.float16:
+            param.data = param.data.to(torch.float32)
+    for param in model.parameters():
+        param.data = param.to(dtype=torch.float32)
