@@ -100,6 +100,7 @@ class _File:
     rule_sets_: set[str] = field(default_factory=set)
     deciding_: set[int] | None = None
     module_attrs_: set[str] = field(default_factory=set)
+    notes: dict[str, bool] = field(default_factory=dict)  # per-file facts computed once
 
     @property
     def module_attrs(self) -> set[str]:

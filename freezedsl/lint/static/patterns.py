@@ -15,6 +15,7 @@ import re
 from freezedsl.lint.static.astutil import _refs, _root, _within
 from freezedsl.lint.static.facts import _Event, _exclusive, _File
 from freezedsl.lint.static.rules import (
+    FROZEN_NORM_TRAINING,
     NOTHING_TRAINABLE,
     UNFREEZE_ALL_AFTER_FREEZE,
     UPDATE_IGNORES_FROZEN,
@@ -88,6 +89,8 @@ def check_patterns(ctx: _File, events: list[_Event]) -> set[int]:
                 empty.add(id(e.node))
         elif e.kind == "UPDATE":
             _manual_update(ctx, events, i)
+        elif e.kind == "TRAIN":
+            _frozen_norm_training(ctx, events, i)
     return empty
 
 
@@ -168,6 +171,83 @@ def _manual_update(ctx: _File, events: list[_Event], i: int) -> None:
             f"{f.target.replace('.*', '.<submodule>')} was frozen at line {_line(f)}; skip "
             f"frozen parameters with `if p.requires_grad:` (or `if p.grad is None: continue`)",
             obj=u.target,
+        )
+        return
+
+
+_HAS_BN = re.compile(
+    r"BatchNorm|resnet|resnext|regnet|mobilenet|efficientnet|densenet|inception|vgg\d+_bn|yolo",
+    re.IGNORECASE,
+)
+_KEEPS_STATS = re.compile(r"norm_eval|freeze_bn|track_running_stats|momentum=0\b")
+
+
+def _norm_stats_unguarded(ctx: _File) -> bool:
+    """The file shows BatchNorm and never puts a part of a model in eval mode (module
+    docstring of FZ214): computed once per file."""
+    if "norm" in ctx.notes:
+        return ctx.notes["norm"]
+    if ctx.tree is None:
+        return False
+    # evidence from code only (names, attributes, strings, keywords), never comments
+    words: list[str] = []
+    evals: set[str] = set()
+    trains: set[str] = set()
+    for n in ast.walk(ctx.tree):
+        if isinstance(n, ast.Name):
+            words.append(n.id)
+        elif isinstance(n, ast.Attribute):
+            words.append(n.attr)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 80:
+            words.append(n.value)
+        elif isinstance(n, ast.keyword) and n.arg is not None:
+            words.append(f"{n.arg}={ast.unparse(n.value)}")
+        elif isinstance(n, ast.alias):
+            words.append(n.name)
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("eval", "train", "apply")
+        ):
+            if n.func.attr == "apply":
+                evals.add("<apply>")
+            else:
+                (evals if n.func.attr == "eval" else trains).add(ast.unparse(n.func.value))
+    text = "\n".join(words)
+    ok = bool(_HAS_BN.search(text)) and not _KEEPS_STATS.search(text) and evals <= trains
+    ctx.notes["norm"] = ok
+    return ok
+
+
+def _reverted_before(events: list[_Event], lo: int, hi: int, target: str) -> bool:
+    """Between events ``lo`` and ``hi``: an unfreeze of (a part of) ``target`` or of what
+    contains it, or ``target`` rebound. A new head assigned inside it keeps the rest frozen."""
+    return any(
+        e.kind in ("UNFREEZE", "SETGRAD", "KILL")
+        and (_within(e.target, target) or _within(target, e.target))
+        and not (e.kind == "KILL" and e.value is not None and _refs(e.value, e.target))
+        for e in events[lo + 1 : hi]
+    )
+
+
+def _frozen_norm_training(ctx: _File, events: list[_Event], i: int) -> None:
+    t = events[i]
+    for j in range(i - 1, -1, -1):
+        f = events[j]
+        if f.kind != "FREEZE" or not _within(f.target, t.target) or ".*" in f.target:
+            continue
+        if _exclusive(f, t) or _reverted_before(events, j, i, f.target):
+            continue
+        if not _norm_stats_unguarded(ctx):
+            return
+        ctx.report(
+            FROZEN_NORM_TRAINING,
+            t.node,
+            f"{t.target}.train() puts the BatchNorm layers of {f.target} (frozen at line "
+            f"{_line(f)}) in train mode and nothing sets them to eval, so their running "
+            f"statistics keep changing; call .eval() on the frozen part after every "
+            f"train(), or use a freezedsl `freeze stats` rule",
+            obj=f.target,
         )
         return
 

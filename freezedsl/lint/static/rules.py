@@ -465,3 +465,42 @@ with torch.no_grad():
 """,
     )
 )
+
+FROZEN_NORM_TRAINING = register(
+    Rule(
+        code="FZ214",
+        name="frozen-norm-in-train-mode",
+        severity=Severity.WARNING,
+        summary="A frozen part with BatchNorm is put in train mode and nothing sets it to eval.",
+        what="""\
+Flags ``M.train()`` when earlier in the same scope parameters of ``M`` or of a part of
+``M`` were frozen (and not unfrozen again), the file shows BatchNorm layers
+(``BatchNorm``, or a ResNet/ResNeXt/RegNet/MobileNet/EfficientNet/DenseNet/Inception
+/``vgg*_bn``/YOLO model) and nothing in the file puts a part of a model in eval mode:
+no ``.eval()`` on anything but the receivers of ``.train()`` (``model.eval()`` for
+validation is fine), no ``model.apply(...)``, and no ``norm_eval``, ``freeze_bn``,
+``track_running_stats`` or ``momentum=0``.
+""",
+        why="""\
+``requires_grad = False`` stops gradients, not BatchNorm: in train mode a BatchNorm
+layer normalises with the batch statistics and overwrites its running mean and variance
+on every forward pass. The frozen backbone drifts away from its pretrained statistics,
+and evaluation (which uses them) gets worse while the "frozen" weights look unchanged.
+""",
+        example="""\
+for p in model.parameters():
+    p.requires_grad = False
+model.fc = nn.Linear(2048, 10)
+model.train()
+""",
+        use_instead="""\
+for p in model.parameters():
+    p.requires_grad = False
+model.fc = nn.Linear(2048, 10)
+model.train()
+for m in model.modules():
+    if isinstance(m, nn.BatchNorm2d) and not m.weight.requires_grad:
+        m.eval()  # or: a freezedsl `freeze stats` rule
+""",
+    )
+)

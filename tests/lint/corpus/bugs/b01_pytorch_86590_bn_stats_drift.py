@@ -1,7 +1,6 @@
 # Source: https://github.com/pytorch/pytorch/issues/86590
 # Every parameter of the feature extractor is frozen, then net.train() is called for
 # training: BatchNorm running_mean/var keep changing, the "frozen" network drifts.
-# Static: not reported (no check for BatchNorm left in train mode yet).
 import torch
 import torchvision
 

@@ -1,7 +1,7 @@
 # Source: https://github.com/huggingface/accelerate/issues/1347
 # Part of the model is frozen; calling model.train() before the loop lets the frozen
 # part's BatchNorm statistics drift, and validation accuracy drops.
-# Static: not reported (no check for BatchNorm left in train mode yet).
+# Static: not reported (FZ214 needs BatchNorm evidence in the file; this one shows none).
 from accelerate import Accelerator
 
 
