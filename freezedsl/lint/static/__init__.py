@@ -76,6 +76,7 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
         _scan_imports(tree.body, ctx)
         _scan_lit_lists(tree.body, ctx)
         ctx.walk_function = lambda f, c: walk_function(ctx, f, c)
+        ctx.order_possible = any(w in text for w in ("requires_grad", "freezedsl", ".train("))
         ctx.pending.append((tree.body, None, None))
         while ctx.pending:
             body, cls, fdef = ctx.pending.pop()

@@ -50,6 +50,8 @@ class Defs:
 
     lines: list[str] = field(default_factory=list)
     relevant_: dict[int, bool] = field(default_factory=dict)
+    method_names: frozenset[str] = frozenset()  # names of every method of the file
+    called: re.Pattern[str] | None = None  # a call of a function or method of the file
 
     @classmethod
     def of(cls, tree: ast.Module, lines: list[str]) -> Defs:
@@ -64,6 +66,7 @@ class Defs:
                     if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
                 }
                 d.bases[s.name] = [b.id for b in s.bases if isinstance(b, ast.Name)]
+        d.method_names = frozenset(n for m in d.methods.values() for n in m)
         return d
 
     def method(
@@ -108,10 +111,13 @@ class Defs:
         if key in self.relevant_:
             return self.relevant_[key]
         self.relevant_[key] = False  # recursion guard
+        if self.called is None:
+            self._index()
+        assert self.called is not None
         text = "\n".join(self.lines[fdef.lineno - 1 : fdef.end_lineno or fdef.lineno])
         found = _EVENT_TEXT.search(text) is not None
-        if not found:
-            for name in set(_CALLED.findall(text)) - {fdef.name}:
+        if not found and self.called.pattern:
+            for name in set(self.called.findall(text)) - {fdef.name}:
                 callees = [self.functions.get(name)] + [m.get(name) for m in self.methods.values()]
                 if any(c is not None and self.relevant(c) for c in callees):
                     found = True
@@ -119,13 +125,18 @@ class Defs:
         self.relevant_[key] = found
         return found
 
+    def _index(self) -> None:
+        """A pattern for calls of the file's own functions and methods."""
+        names = set(self.functions) | self.method_names
+        alternatives = "|".join(sorted(map(re.escape, names)))
+        self.called = re.compile(rf"\b({alternatives})\s*\(" if names else "")
+
 
 _EVENT_TEXT = re.compile(
     r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|optim|"
     r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\(|"
     r"\.(?:mul|add|sub|div|addcdiv|addcmul|lerp|clamp)_\(|\.data\s*[-+*/]?=|\bp\s*[-+*/]=|\.grad\b"
 )
-_CALLED = re.compile(r"(\w+)\s*\(")
 
 
 def _param_names(fdef: FuncDef) -> list[str]:
