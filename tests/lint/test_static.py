@@ -200,3 +200,15 @@ def test_never_raises_on_shuffled_case_lines(lines: list[tuple[str, int]]) -> No
 def test_parser_warnings_are_not_printed(recwarn: pytest.WarningsRecorder) -> None:
     assert check_source("w.py", 'import re\nre.match("\\d", s)\nx = 1if 1 else 2\n') == []
     assert not [w for w in recwarn if issubclass(w.category, (SyntaxWarning, DeprecationWarning))]
+
+
+PRELUDE = "import torch\nimport torchvision\nfrom torch import nn\n"
+
+
+@pytest.mark.parametrize("code", [c for c in CODES if c != "FZ002"])
+def test_documented_example_flagged_and_twin_silent(code: str) -> None:
+    """The rule text's example is reported with its own code; its "use instead" is clean."""
+    rule = RULES[code]
+    flagged = {d.code for d in check_source("example.py", PRELUDE + rule.example)}
+    assert code in flagged
+    assert check_source("twin.py", PRELUDE + rule.use_instead) == []

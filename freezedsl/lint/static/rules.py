@@ -488,12 +488,14 @@ on every forward pass. The frozen backbone drifts away from its pretrained stati
 and evaluation (which uses them) gets worse while the "frozen" weights look unchanged.
 """,
         example="""\
+model = torchvision.models.resnet50(weights=None)
 for p in model.parameters():
     p.requires_grad = False
 model.fc = nn.Linear(2048, 10)
 model.train()
 """,
         use_instead="""\
+model = torchvision.models.resnet50(weights=None)
 for p in model.parameters():
     p.requires_grad = False
 model.fc = nn.Linear(2048, 10)
