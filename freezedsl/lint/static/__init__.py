@@ -8,10 +8,19 @@ walked once, statements in source order, nested blocks (``if``/``for``/``with``/
 included in place. The walk records a flat list of *events* (optimizer built, parameters
 frozen or unfrozen, head assigned, model wrapped, ``eval()``/``train()`` called, name
 rebound), each keyed by the dotted name of its receiver (``model``, ``self.net.fc``,
-``model.classifier[-1]``). Order checks (FZ201-FZ203, FZ207, FZ208) then compare events of
-one scope; local checks (FZ204-FZ206, FZ209) report during the walk. There is no alias
-analysis beyond dotted names: precision beats recall, and every check has a twin that
-must stay silent (see ``tests/lint/static_cases``).
+``model.classifier[-1]``). A call of a function of the file replays that function's
+summary (:mod:`.summaries`) with its parameters and ``self`` replaced by the caller's
+names. Order checks (FZ201-FZ203, FZ207, FZ208, FZ210, FZ212-FZ214; modules
+:mod:`.order` and :mod:`.patterns`) then compare events of one scope; local checks
+(FZ204-FZ206, FZ209; :mod:`.local`) report during the walk, and FZ211 (:mod:`.roots`)
+looks at ``named_modules()`` loops on its own. There is no alias analysis beyond dotted
+names and loop variables (:mod:`.binding`): precision beats recall, and every check has
+a twin that must stay silent (see ``tests/lint/static_cases``).
+
+Module map: :mod:`.rules` (rule texts), :mod:`.tables` (name tables), :mod:`.astutil`,
+:mod:`.facts` (events and per-file facts), :mod:`.decides` (which name tests decide
+training, for FZ206), :mod:`.walk` with :mod:`.binding`, :mod:`.summaries`, and the
+check families above.
 
 ``# noqa`` comments are not handled here; the lint runner filters findings.
 This module must not import torch.
