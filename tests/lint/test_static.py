@@ -134,6 +134,20 @@ def test_non_utf8_bytes_do_not_crash(tmp_path: Path) -> None:
     assert (d.code, d.line, d.col) == ("FZ204", 2, 1)
 
 
+def test_rejected_coding_cookie_is_fz002(tmp_path: Path) -> None:
+    bad = tmp_path / "unknown.py"
+    bad.write_bytes(
+        b"#!/usr/bin/env python\n# -*- coding: klingon -*-\nmodel.requires_grad = False\n"
+    )
+    (d,) = check_file(str(bad))
+    assert (d.code, d.line, d.col) == ("FZ002", 2, 1)
+    assert "klingon" in d.message and "\n" not in d.message
+    clash = tmp_path / "clash.py"
+    clash.write_bytes(b"\xef\xbb\xbf# coding: latin-1\nx = 1\n")
+    (d,) = check_file(str(clash))
+    assert (d.code, d.line) == ("FZ002", 1)
+
+
 def test_coding_cookie_and_bom(tmp_path: Path) -> None:
     cookie = tmp_path / "cookie.py"
     cookie.write_bytes(b"# -*- coding: latin-1 -*-\ns = '\xe9'; model.requires_grad = False\n")

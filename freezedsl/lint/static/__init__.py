@@ -109,14 +109,29 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
 
 
 def check_file(path: str) -> list[Diagnostic]:
-    """Read ``path`` and check it. Honours a PEP 263 coding cookie or BOM; bytes that do not
-    decode are replaced, so a mis-encoded file is still checked. ``OSError`` propagates."""
+    """Read ``path`` and check it. The encoding is found as ``tokenize.open`` (and Python)
+    find it: a UTF-8 BOM or a PEP 263 coding cookie, else UTF-8. A cookie Python rejects
+    (unknown encoding, or one that contradicts the BOM) gives FZ002, as Python would not
+    run the file; bytes that do not decode are replaced, so a mis-encoded file is still
+    checked. ``OSError`` propagates."""
     with open(path, "rb") as fh:
         data = fh.read()
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError:
-        encoding = "utf-8"
+    except SyntaxError as e:
+        head = data.split(b"\n", 2)[:2]
+        line = next((i for i, ln in enumerate(head, 1) if b"coding" in ln), 0)
+        if not line:  # undecodable bytes, no cookie: read as UTF-8 with replacement below
+            return _check_bytes(path, data, "utf-8")
+        reason = str(e.msg or e).split(" for ")[0].rstrip(":")
+        detail = str(e.msg or e).rsplit(": ", 1)[-1] if ": " in str(e.msg or e) else ""
+        what = f"{reason}: {detail}" if detail and detail not in reason else reason
+        message = f"Python rejects the coding declaration ({what}); the file was not checked"
+        return [diag(SYNTAX_ERROR, message, path, line=line, col=1)]
+    return _check_bytes(path, data, encoding)
+
+
+def _check_bytes(path: str, data: bytes, encoding: str) -> list[Diagnostic]:
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):

@@ -16,7 +16,9 @@ SYNTAX_ERROR = register(
         summary="A Python file could not be parsed, so none of its FZ2xx checks ran.",
         what="""\
 Reports a Python file that ``ast.parse`` rejects (a syntax error, a NUL byte, or
-nesting too deep for the parser), at the position the parser gives.
+nesting too deep for the parser), at the position the parser gives, and a file whose
+PEP 263 coding declaration Python rejects (an unknown encoding, or one that contradicts
+a UTF-8 BOM), on the declaration's line.
 """,
         why="""\
 The static checks need a syntax tree. A file that does not parse is not checked at
