@@ -226,3 +226,37 @@ def test_documented_example_flagged_and_twin_silent(code: str) -> None:
     flagged = {d.code for d in check_source("example.py", PRELUDE + rule.example)}
     assert code in flagged
     assert check_source("twin.py", PRELUDE + rule.use_instead) == []
+
+
+def test_summaries_follow_imports_of_nearby_files(tmp_path: Path) -> None:
+    pkg = tmp_path / "proj"
+    (pkg / "utils").mkdir(parents=True)
+    (pkg / "utils" / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "utils" / "freezing.py").write_text(
+        "def set_requires_grad(nets, requires_grad=False):\n"
+        "    for net in nets:\n"
+        "        for p in net.parameters():\n"
+        "            p.requires_grad = requires_grad\n",
+        encoding="utf-8",
+    )
+    train = pkg / "train.py"
+    train.write_text(
+        "import torch\n"
+        "from utils.freezing import set_requires_grad\n"
+        "from .utils import freezing\n"
+        "def main(model):\n"
+        "    opt = torch.optim.Adam(model.parameters())\n"
+        "    set_requires_grad([model.encoder], False)\n"
+        "    return opt\n"
+        "def twin(model):\n"
+        "    opt = torch.optim.Adam(model.parameters())\n"
+        "    set_requires_grad([model.encoder], True)\n"
+        "    return opt\n",
+        encoding="utf-8",
+    )
+    found = check_file(str(train))
+    assert [(d.line, d.code) for d in found] == [(5, "FZ201")]
+    # an import that does not resolve on disk is opaque, as before
+    alone = tmp_path / "alone.py"
+    alone.write_text(train.read_text(encoding="utf-8"), encoding="utf-8")
+    assert check_file(str(alone)) == []

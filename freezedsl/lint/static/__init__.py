@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import tokenize
 import warnings
@@ -65,6 +66,74 @@ def _parse_failure(path: str, text: str, exc: Exception) -> Diagnostic:
     return diag(SYNTAX_ERROR, f"{message}; the file was not checked", path, line=line, col=col)
 
 
+def _prepare(ctx: _File, tree: ast.Module, text: str) -> None:
+    """Per-file facts the walk needs before it starts (imports are scanned already)."""
+    ctx.walk_function = lambda f, c: walk_function(ctx, f, c)
+    ctx.order_possible = any(w in text for w in ("requires_grad", "freezedsl", ".train("))
+    ctx.load_module = _load_module
+
+
+# Files imported from for summaries, by (path, mtime, size): each is parsed once per
+# process however many linted files import it.
+_MODULES: dict[tuple[str, int, int], _File | None] = {}
+
+
+def _module_file(importer: str, level: int, module: str) -> str | None:
+    """The ``.py`` file ``from <level dots><module> import ...`` in ``importer`` means,
+    looked up on disk: relative to the importer's folder (and, for absolute imports, to
+    up to three folders above it, where the project root usually is)."""
+    folder = os.path.dirname(os.path.abspath(importer))
+    parts = [p for p in module.split(".") if p]
+    if level:
+        for _ in range(level - 1):
+            folder = os.path.dirname(folder)
+        bases = [folder]
+    else:
+        bases = [folder]
+        for _ in range(3):
+            folder = os.path.dirname(folder)
+            bases.append(folder)
+    for base in bases:
+        stem = os.path.join(base, *parts)
+        for candidate in (stem + ".py", os.path.join(stem, "__init__.py")):
+            if parts and os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def _load_module(importer: str, level: int, module: str) -> _File | None:
+    path = _module_file(importer, level, module)
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key in _MODULES:
+            return _MODULES[key]
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    if len(_MODULES) > 512:
+        _MODULES.clear()
+    _MODULES[key] = None  # an import cycle sees nothing
+    text = data.decode("utf-8", "replace").removeprefix("\ufeff")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    other = _File(path, _split_lines(text))
+    other.tree = tree
+    other.muted = 1  # never reports: it is only read for its summaries
+    _scan_imports(tree.body, other)
+    _scan_lit_lists(tree.body, other)
+    _prepare(other, tree, text)
+    _MODULES[key] = other
+    return other
+
+
 def check_source(path: str, text: str) -> list[Diagnostic]:
     """All FZ2xx findings for one file's text, sorted by (line, col, code); never raises.
 
@@ -84,8 +153,7 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
         ctx.tree = tree
         _scan_imports(tree.body, ctx)
         _scan_lit_lists(tree.body, ctx)
-        ctx.walk_function = lambda f, c: walk_function(ctx, f, c)
-        ctx.order_possible = any(w in text for w in ("requires_grad", "freezedsl", ".train("))
+        _prepare(ctx, tree, text)
         ctx.pending.append((tree.body, None, None))
         while ctx.pending:
             body, cls, fdef = ctx.pending.pop()

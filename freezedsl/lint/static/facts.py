@@ -104,6 +104,22 @@ class _File:
     # Every order check needs a freeze (`requires_grad`, freezedsl) or a `.train(` call;
     # a file with neither cannot produce one, so calls are not followed into summaries.
     order_possible: bool = True
+    # local name -> (level, module, name) of every `from ... import name`
+    from_imports: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # (importing file, level, module) -> the checked context of that module's file, or None
+    load_module: Callable[[str, int, str], _File | None] | None = None
+
+    def imported(self, name: str) -> tuple[FuncDef, _File] | None:
+        """The function ``name`` imported from a Python file next to this one (resolved
+        on disk relative to this file, as the linted tree lays it out), and its file."""
+        spec = self.from_imports.get(name)
+        if spec is None or self.load_module is None:
+            return None
+        other = self.load_module(self.path, spec[0], spec[1])
+        if other is None:
+            return None
+        f = other.defs.functions.get(spec[2])
+        return (f, other) if f is not None else None
 
     @property
     def module_attrs(self) -> set[str]:
@@ -197,6 +213,9 @@ def _scan_imports(body: list[ast.stmt], ctx: _File) -> None:
                     top = a.name.split(".")[0]
                     ctx.aliases[top] = top
         elif isinstance(node, ast.ImportFrom):
+            for a in node.names:  # for summaries of functions imported from nearby files
+                if a.name != "*":
+                    ctx.from_imports[a.asname or a.name] = (node.level, node.module or "", a.name)
             if node.module is None or node.level:
                 continue
             for a in node.names:

@@ -382,6 +382,11 @@ class _Scope(_Bindings):
             f = defs.functions.get(func.id)
             if f is not None:
                 found = (f, None)
+            elif func.id in self.ctx.from_imports:
+                hit = self.ctx.imported(func.id)
+                if hit is not None:
+                    self.replay(hit[0], None, node, None, source=hit[1])
+                return
         elif isinstance(func, ast.Attribute) and func.attr in defs.method_names:
             v = func.value
             if (
@@ -409,8 +414,12 @@ class _Scope(_Bindings):
         receiver: str | None,
         *,
         kinds: frozenset[str] | None = None,
+        source: _File | None = None,
     ) -> None:
-        events = self.ctx.defs.summary(fdef, cls, self.ctx.walk_function)
+        """Replay ``fdef``'s summary at ``node``; ``source`` is the file that defines it
+        when it is imported from another one."""
+        src = source if source is not None else self.ctx
+        events = src.defs.summary(fdef, cls, src.walk_function)
         if kinds is not None:
             events = [e for e in events if e.kind in kinds]
         if not events:
