@@ -9,6 +9,7 @@ test files; the comparison is exact, so a twin that gets reported fails the test
 from __future__ import annotations
 
 import collections
+import os
 import re
 from pathlib import Path
 
@@ -260,3 +261,19 @@ def test_summaries_follow_imports_of_nearby_files(tmp_path: Path) -> None:
     alone = tmp_path / "alone.py"
     alone.write_text(train.read_text(encoding="utf-8"), encoding="utf-8")
     assert check_file(str(alone)) == []
+
+
+GOLDEN = Path(__file__).parent / "golden" / "static_messages.txt"
+
+
+def test_messages_golden() -> None:
+    """Every message of the case files, word for word (``UPDATE_GOLDEN=1`` rewrites it
+    after an intended change): a message is one line naming the fix."""
+    out = []
+    for case in CASE_FILES:
+        for d in check_file(str(case)):
+            out.append(f"{case.name}:{d.line}:{d.col}: {d.code} {d.message}")
+    text = "\n".join(out) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert GOLDEN.read_text(encoding="utf-8") == text
