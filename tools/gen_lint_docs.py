@@ -144,8 +144,10 @@ longest matches from both sides have the same length, `ignore` wins. So
 `ignore = ["FZ2"], extend-select = ["FZ204"]` re-enables just FZ204. The result does
 not depend on the order of anything.
 
-**Command line over settings.** `--select` replaces `select` and drops the file's
-`extend-select`; `--ignore` replaces `ignore` and drops `extend-ignore`;
+**Command line over settings.** As in ruff, `--select` replaces `select` and drops the
+file's `extend-select`, while `--ignore` *adds* to the file's `ignore` and
+`extend-ignore` (the two are interchangeable, on the command line and in the file:
+disabling one more code never re-enables one the project disabled);
 `--extend-select`, `--extend-ignore` and `--extend-exclude` add to the file's
 values; `--steps` replaces `steps`. The options may be repeated and are comma-separated.
 
@@ -168,9 +170,10 @@ Python files and `.frz` files both use `#` comments:
 | `# freezedsl: noqa` on a line of its own, anywhere in the file | every finding in the file |
 | `# freezedsl: noqa: FZ2, FZ301` on a line of its own, anywhere in the file | these codes in the whole file |
 
-`noqa` is case-insensitive; codes are upper-case, separated by commas and/or spaces;
-text after the codes is ignored (`# noqa: FZ204 optimizer built later on purpose`).
-A code list that does not parse (`# noqa: fz204`, `# noqa:`) suppresses nothing, so a
+`noqa` and the codes are case-insensitive (`# noqa: fz204` is `# noqa: FZ204`); codes
+are separated by commas and/or spaces; text after the codes is ignored
+(`# noqa: FZ204 optimizer built later on purpose`).
+A code list that does not parse (`# noqa: FZ-204`, `# noqa:`) suppresses nothing, so a
 typo cannot hide every finding on a line; codes of other tools (`# noqa: E501`) are
 simply not freezedsl's. The line is the line a finding is reported on. The directives
 are found by a plain text search of each line, so a `# noqa` inside a string literal

@@ -31,6 +31,7 @@ __all__ = [
     "LINT_KEYS",
     "SHARED_KEYS",
     "ConfigError",
+    "ConfigResolver",
     "LintConfig",
     "find_config_file",
     "load_config",
@@ -88,14 +89,16 @@ class LintConfig:
     ) -> LintConfig:
         """Apply command-line options on top of file settings.
 
-        ``select``/``ignore`` *set* the selection (dropping the file's ``extend-*`` of the
-        same direction, as the user asked for exactly this); ``extend-*`` *add* to it.
+        As in ruff: ``select`` *sets* the selection (dropping the file's
+        ``extend-select``, as the user asked for exactly this), while ``ignore`` *adds* to
+        the file's ignores, exactly like ``extend-ignore`` (disabling one more code on the
+        command line must not re-enable what the project switched off); ``extend-*`` add.
         """
         cfg = self
         if select is not None:
             cfg = replace(cfg, select=tuple(select), extend_select=())
-        if ignore is not None:
-            cfg = replace(cfg, ignore=tuple(ignore), extend_ignore=())
+        if ignore:
+            cfg = replace(cfg, ignore=cfg.ignore + tuple(ignore))
         if extend_select:
             cfg = replace(cfg, extend_select=cfg.extend_select + tuple(extend_select))
         if extend_ignore:
@@ -206,6 +209,60 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> LintC
         return LintConfig(root=(start or Path.cwd()).resolve())
     table = _freezedsl_table(_read_toml(source)) or {}
     return _from_table(table, source)
+
+
+@dataclass
+class ConfigResolver:
+    """Settings per linted file, as ruff finds them: the nearest ``pyproject.toml`` with a
+    ``[tool.freezedsl]`` table above each file, with the command-line overrides applied
+    on top of every one of them.
+
+    ``base`` is what applies where no settings file is found (the settings of the
+    current directory, overrides applied). With ``fixed`` (``--config PATH``) every file
+    gets ``base``. Lookups are cached per folder, so a tree of thousands of files reads
+    each settings file once. The lint runner can call :meth:`for_path` for each file to
+    pick its selection, ``per-file-ignores`` and ``exclude`` (globs stay relative to the
+    folder of the settings file that states them).
+    """
+
+    base: LintConfig
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    fixed: bool = False
+    _by_folder: dict[Path, LintConfig] = field(default_factory=dict, repr=False)
+    _by_source: dict[Path, LintConfig] = field(default_factory=dict, repr=False)
+
+    def for_path(self, path: str | os.PathLike[str]) -> LintConfig:
+        """Effective settings for the file or folder ``path``."""
+        if self.fixed:
+            return self.base
+        full = Path(os.path.abspath(path))
+        folder = full if full.is_dir() else full.parent
+        missed: list[Path] = []
+        found: LintConfig | None = None
+        for here in (folder, *folder.parents):
+            if here in self._by_folder:
+                found = self._by_folder[here]
+                break
+            missed.append(here)
+            candidate = here / CONFIG_FILE
+            if candidate.is_file() and _freezedsl_table(_read_toml(candidate)) is not None:
+                found = self._load(candidate)
+                break
+        result = found if found is not None else self.base
+        for here in missed:
+            self._by_folder[here] = result
+        return result
+
+    def _load(self, source: Path) -> LintConfig:
+        if source not in self._by_source:
+            if self.base.source is not None and source.resolve() == self.base.source.resolve():
+                self._by_source[source] = self.base
+            else:
+                table = _freezedsl_table(_read_toml(source)) or {}
+                self._by_source[source] = _from_table(table, source).with_overrides(
+                    **self.overrides
+                )
+        return self._by_source[source]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

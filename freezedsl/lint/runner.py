@@ -185,16 +185,17 @@ _LINE_NOQA = re.compile(r"#\s*noqa\b(?P<colon>\s*:)?(?P<rest>.*)", re.IGNORECASE
 _FILE_NOQA = re.compile(
     r"^\s*#\s*freezedsl\s*:\s*noqa\b(?P<colon>\s*:)?(?P<rest>.*)$", re.IGNORECASE
 )
-_NOQA_CODE = re.compile(r"[A-Z]+[0-9]+")
+_NOQA_CODE = re.compile(r"[A-Za-z]+[0-9]+")
 
 
 def _noqa_codes(rest: str) -> tuple[str, ...]:
-    """Leading codes of ``rest`` (separated by commas/spaces); stops at other text."""
+    """Leading codes of ``rest`` (separated by commas/spaces), upper-cased (``fz204`` is
+    ``FZ204``: a case slip must not silently keep a finding); stops at other text."""
     codes: list[str] = []
     for token in re.split(r"[,\s]+", rest.strip()):
         if not _NOQA_CODE.fullmatch(token):
             break
-        codes.append(token)
+        codes.append(token.upper())
     return tuple(codes)
 
 
@@ -222,7 +223,7 @@ class Noqa:
 def parse_noqa(text: str) -> Noqa:
     """Find ``# noqa`` / ``# noqa: CODES`` comments and ``# freezedsl: noqa[: CODES]`` lines.
 
-    A code list that does not parse (``# noqa: fz204``) suppresses nothing rather than
+    A code list that does not parse (``# noqa: FZ-204``) suppresses nothing rather than
     everything, so a typo cannot hide all findings of a line.
     """
     lines: dict[int, tuple[str, ...] | None] = {}

@@ -241,7 +241,9 @@ def test_config_from_pyproject(project: Fakes) -> None:
     assert found(lint(".")) == [f"{SRC}:1 FZ201", f"{SRC}:2 FZ204"]
     # CLI options override settings
     assert found(lint(".", "--select", "FZ1")) == [f"{FRZ}:1 FZ101"]
-    assert found(lint(".", "--ignore", "FZ201")) == [f"{SRC}:2 FZ204", f"{SRC}:3 FZ206"]
+    # as in ruff, --ignore adds to the file's ignore: FZ206 stays off
+    assert found(lint(".", "--ignore", "FZ201")) == [f"{SRC}:2 FZ204"]
+    assert found(lint(".", "--extend-ignore", "FZ201")) == [f"{SRC}:2 FZ204"]
     assert found(lint(".", "--extend-select", "FZ101")) == [
         f"{FRZ}:1 FZ101",
         f"{SRC}:1 FZ201",

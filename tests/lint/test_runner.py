@@ -158,7 +158,7 @@ def test_unknown_prefix_is_an_error_with_a_suggestion() -> None:
 
 def test_parse_noqa_forms() -> None:
     # 1 file-level codes; 2 all codes; 3 codes then prose; 4 no spaces, upper-case
-    # keyword; 5 malformed code list: suppresses nothing; 6 another tool's code;
+    # keyword; 5 lower-case code (case-insensitive); 6 another tool's code;
     # 7 file-level form not on its own line: not file-level
     text = """# freezedsl: noqa: FZ3, FZ101
 a = 1  # noqa
@@ -171,13 +171,21 @@ f = 6  # freezedsl: noqa
     noqa = runner.parse_noqa(text)
     assert not noqa.file_all
     assert noqa.file_codes == ("FZ3", "FZ101")
-    assert noqa.lines == {2: None, 3: ("FZ204", "FZ206"), 4: ("FZ201",), 6: ("E501",)}
+    assert noqa.lines == {
+        2: None,
+        3: ("FZ204", "FZ206"),
+        4: ("FZ201",),
+        5: ("FZ204",),
+        6: ("E501",),
+    }
 
     def hit(code: str, line: int | None) -> bool:
         return noqa.suppresses(Diagnostic(code, "m", "x.py", line=line))
 
     assert hit("FZ204", 2) and hit("FZ206", 3) and not hit("FZ201", 3)
-    assert hit("FZ201", 4) and not hit("FZ204", 5) and not hit("FZ204", 6)
+    assert hit("FZ201", 4) and hit("FZ204", 5) and not hit("FZ206", 5) and not hit("FZ204", 6)
+    # a code list that does not parse suppresses nothing
+    assert runner.parse_noqa("x = 1  # noqa: FZ-204\n").lines == {}
     assert hit("FZ301", None) and hit("FZ101", 9) and not hit("FZ204", None)
 
 
@@ -383,7 +391,9 @@ def test_cli_overrides() -> None:
     assert cfg.with_overrides(select=["FZ2"]).select == ("FZ2",)
     assert cfg.with_overrides(select=["FZ2"]).extend_select == ()
     assert cfg.with_overrides(extend_select=["FZ0"]).extend_select == ("FZ3", "FZ0")
-    assert cfg.with_overrides(ignore=[]).extend_ignore == ()
+    # as in ruff, --ignore adds to the file's ignores (it is --extend-ignore)
+    assert cfg.with_overrides(ignore=["FZ3"]).ignore == ("FZ101", "FZ3")
+    assert cfg.with_overrides(ignore=["FZ3"]).extend_ignore == ("FZ2",)
     assert cfg.with_overrides(extend_exclude=["x"], steps=4).exclude == ("x",)
     assert cfg.with_overrides(steps=4).steps == 4
 

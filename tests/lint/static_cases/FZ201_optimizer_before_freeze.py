@@ -121,3 +121,10 @@ def twin_unfreeze_later(model, train):
     train(model, opt, epochs=5)
     model.backbone.requires_grad_(True)
     train(model, opt, epochs=20)
+
+
+def twin_no_op_attribute(model):
+    # `model.outc` is no parameter: the assignment freezes nothing, so nothing is ordered
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.outc.requires_grad = False
+    return opt

@@ -100,3 +100,15 @@ def twin_not_a_head(model, Config, cfg):
 def twin_wrapped_old_head(model, LoRALinear):
     model.fc = LoRALinear(model.fc)
     model.requires_grad_(False)
+
+
+class PerceptualLoss(nn.Module):
+    # a frozen feature network by design: every parameter of self is meant to be frozen
+    def __init__(self, features):
+        super().__init__()
+        self.slice1 = nn.Sequential()
+        self.conv = nn.Conv2d(3, 3, 3)
+        for i in range(4):
+            self.slice1.add_module(str(i), features[i])
+        for p in self.parameters():
+            p.requires_grad = False

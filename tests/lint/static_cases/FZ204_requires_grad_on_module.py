@@ -1,5 +1,7 @@
 """FZ204 requires-grad-on-module. Lines with an ``expect`` comment must be reported there."""
 
+from torch import nn
+
 
 def flagged_model(model):
     model.requires_grad = False  # expect: FZ204:5
@@ -34,6 +36,23 @@ def flagged_self_attr(self):
     self.text_encoder.requires_grad = False  # expect: FZ204
 
 
+class OutConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+
+class UNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.outc = OutConv(64, 2)
+
+
+class Trainer:
+    def freeze_head(self):
+        self.model.outc.requires_grad = False  # expect: FZ204
+
+
 # ---- correct twins: nothing below may be reported
 
 
@@ -59,3 +78,12 @@ def twin_tensors(images, features, x):
 def twin_method(model):
     model.layer1.requires_grad_(False)
     model.requires_grad_(False)
+
+
+def twin_zip_and_guards(teacher_model, student_model, model):
+    for teacher, student in zip(teacher_model.parameters(), student_model.parameters()):
+        teacher.data.mul_(0.99).add_(student.data, alpha=0.01)
+        teacher.requires_grad = False
+    for module in vars(model).values():
+        if isinstance(module, nn.Parameter):
+            module.requires_grad = False
