@@ -286,7 +286,19 @@ def _block(text: str) -> str:
 def _lang(rule: Rule) -> str:
     if _block(rule.example).startswith("$ "):  # a command line, not code (FZ312, FZ313)
         return "console"
+    if rule.code.startswith("FZ3") and not _is_python(rule.example):
+        return "frz"  # a rule file the runtime check judges (FZ340's cost check)
     return "python" if rule.code[:3] in ("FZ2", "FZ3") or "python" in rule.name else "text"
+
+
+def _is_python(text: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(_block(text))
+    except SyntaxError:
+        return False
+    return True
 
 
 def rules_section(rules: Mapping[str, Rule]) -> str:

@@ -276,6 +276,11 @@ def test_lint_rule_example(block: Block) -> None:
     elif block.kind == "shell":
         for cmd in commands(block):
             assert _parse_only(cmd) is None
+    elif block.kind == "frz" and code.startswith("FZ3"):
+        # runtime findings on a rule file (FZ340 needs an input shape): the text must parse
+        from freezedsl.syntax.parser import parse
+
+        parse(block.text, path=block.where)
     elif code == "FZ001":
         from freezedsl.errors import RuleSyntaxError
         from freezedsl.syntax.parser import parse
