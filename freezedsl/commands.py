@@ -356,7 +356,6 @@ def _check_output(output: str, *inputs: str) -> None:
 @click.argument("model")
 @model_options
 @input_options
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
 @click.option(
