@@ -69,7 +69,7 @@ RUN_INCOMPLETE = register(
 Reported by ``freezedsl lint train.py ...`` when the script hit the timeout before its
 first ``optimizer.step()``, or when the run ended without a final report while the
 ``--steps N`` window was still open (timeout, killed by a signal, ``os._exit``). On a
-timeout the script's whole process group is killed.
+timeout the script and every process it started are killed (see Nothing outlives a run).
 """,
         why="""
 Nothing, or not everything, was checked: a silent pass would be misleading. Long data
