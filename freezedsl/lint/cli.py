@@ -25,7 +25,7 @@ import click
 from freezedsl.errors import FreezeError, UsageError
 from freezedsl.fsutil import atomic_write_text, check_target
 from freezedsl.lint import runner
-from freezedsl.lint.config import LintConfig, all_codes, load_config, parse_codes
+from freezedsl.lint.config import ConfigResolver, all_codes, load_config, parse_codes
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
 from freezedsl.lint.supervise import Terminated, fatal_signals_raise
@@ -278,13 +278,20 @@ def lint_command(
     rules = runner.load_rules(runtime=script_form is not None, needed=needed)
     for origin, codes in cli_codes.items():
         runner.check_codes(codes or (), rules, origin)
-    config: LintConfig = file_config.with_overrides(
-        select=cli_codes["--select"],
-        ignore=cli_codes["--ignore"],
-        extend_select=cli_codes["--extend-select"],
-        extend_ignore=cli_codes["--extend-ignore"],
-        extend_exclude=_globs(extend_exclude),
-        steps=steps,
+    overrides: dict[str, Any] = {
+        "select": cli_codes["--select"],
+        "ignore": cli_codes["--ignore"],
+        "extend_select": cli_codes["--extend-select"],
+        "extend_ignore": cli_codes["--extend-ignore"],
+        "extend_exclude": _globs(extend_exclude),
+        "steps": steps,
+    }
+    # Each file gets the settings of the nearest pyproject.toml above it (as ruff does);
+    # --config fixes one settings file for all of them.
+    config = ConfigResolver(
+        file_config.with_overrides(**overrides),
+        overrides=overrides,
+        fixed=config_path is not None,
     )
     if script_form is not None:
         script, script_args = script_form
