@@ -254,8 +254,10 @@ repos:
       - id: freezedsl-fmt    # freezedsl fmt --check on staged *.frz
 ```
 
-The lint hook never runs scripts and reads its settings from `pyproject.toml`, so the
-result does not depend on which files are staged together.
+The lint hook never runs scripts and reads each file's settings from the nearest
+`pyproject.toml`, so the result does not depend on which files are staged together.
+pre-commit installs freezedsl without the `torch` extra, so the hooks do not download
+PyTorch (see [lint-static.md](lint-static.md#without-torch-pre-commit)).
 """
 
 
