@@ -1,8 +1,8 @@
 # Source: https://e-com-net.com/article/1304057678703661056.htm
 # A transfer-learning recipe (quoted from a book) freezes VGG16's feature layers with
 # `param.requeires_grad=False`: a misspelt attribute that freezes nothing.
-from torch import optim
 import torchvision
+from torch import optim
 
 
 def build(lr):

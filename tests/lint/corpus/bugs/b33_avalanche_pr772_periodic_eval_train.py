@@ -31,6 +31,7 @@ class Strategy:
     def train(self, eval_streams):
         self.model.train()
         self.model_adaptation()
-        for self.epoch in range(self.train_epochs):
+        for epoch in range(self.train_epochs):
+            self.epoch = epoch
             self.training_epoch()
             self._periodic_eval(eval_streams)

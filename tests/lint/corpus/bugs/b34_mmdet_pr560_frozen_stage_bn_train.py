@@ -25,7 +25,7 @@ class ResNet(nn.Module):
                 for param in m.parameters():
                     param.requires_grad = False
         for i in range(1, self.frozen_stages + 1):
-            m = getattr(self, "layer{}".format(i))
+            m = getattr(self, f"layer{i}")
             for param in m.parameters():
                 param.requires_grad = False  # <- bug
 
