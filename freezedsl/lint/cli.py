@@ -210,10 +210,20 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
     is_flag=True,
     help="Allow --model to be a pickled module or a TorchScript archive (both run code from the file).",
 )
-@click.option("--select", multiple=True, metavar="CODES", help=f"Enable only these. {_CODES_HELP}")
-@click.option("--ignore", multiple=True, metavar="CODES", help=f"Disable these. {_CODES_HELP}")
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help=f"Enable only these, instead of the settings' selection. {_CODES_HELP}",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODES",
+    help=f"Disable these too (added to the settings' ignore). {_CODES_HELP}",
+)
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Enable these too.")
-@click.option("--extend-ignore", multiple=True, metavar="CODES", help="Disable these too.")
+@click.option("--extend-ignore", multiple=True, metavar="CODES", help="Same as --ignore.")
 @click.option(
     "--extend-exclude", multiple=True, metavar="GLOBS", help="Comma-separated paths to skip too."
 )
@@ -222,7 +232,8 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Settings file (default: nearest pyproject.toml with [tool.freezedsl]).",
+    help="One settings file for every file (default: for each file, the nearest "
+    "pyproject.toml with [tool.freezedsl] above it).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(
