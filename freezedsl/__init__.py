@@ -58,7 +58,16 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'freezedsl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        from freezedsl.errors import is_missing_torch, torch_needed
+
+        if not is_missing_torch(exc):
+            raise
+        # torch is the optional ``freezedsl[torch]`` extra: say so instead of a bare
+        # "No module named 'torch'" from deep inside freezedsl
+        raise ModuleNotFoundError(torch_needed(f"freezedsl.{name}"), name="torch") from exc
     globals()[name] = value
     return value
 

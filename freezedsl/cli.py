@@ -157,6 +157,11 @@ def report_errors(call: Callable[[], Any], echo: Echo, passthrough: tuple[type[B
     except passthrough:
         raise
     except Exception as exc:
+        from freezedsl.errors import is_missing_torch, torch_needed
+
+        if is_missing_torch(exc) and not os.environ.get("FREEZEDSL_DEBUG"):
+            echo(torch_needed(_command_name()), err=True)
+            sys.exit(2)
         if os.environ.get("FREEZEDSL_DEBUG"):
             raise
         echo(
@@ -164,6 +169,15 @@ def report_errors(call: Callable[[], Any], echo: Echo, passthrough: tuple[type[B
             err=True,
         )
         sys.exit(2)
+
+
+def _command_name() -> str:
+    """``freezedsl show`` for the click command being run (``freezedsl`` outside one)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    name = ctx.info_name if ctx is not None else None
+    return f"freezedsl {name}" if name and name != "freezedsl" else "freezedsl"
 
 
 def _fast_command(argv: list[str]) -> tuple[str, tuple[str, ...], bool, bool] | None:

@@ -119,3 +119,22 @@ class ModelLoadError(FreezeError):
 
 class UsageError(FreezeError):
     """The command line or API call is inconsistent."""
+
+
+#: How to get PyTorch into an environment that installed freezedsl without it.
+TORCH_INSTALL = "pip install 'freezedsl[torch]'"
+
+
+def is_missing_torch(exc: BaseException) -> bool:
+    """``exc`` says that ``torch`` (or one of its submodules) is not installed.
+
+    torch is an optional dependency (the ``freezedsl[torch]`` extra): static lint,
+    ``check`` and ``fmt`` work without it, and everything that needs a model says so in
+    one line (:func:`torch_needed`) instead of an internal error.
+    """
+    return isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "torch"
+
+
+def torch_needed(what: str) -> str:
+    """``"<what> needs PyTorch: pip install 'freezedsl[torch]'"``."""
+    return f"{what} needs PyTorch: {TORCH_INSTALL}"

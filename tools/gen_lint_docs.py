@@ -116,8 +116,13 @@ unless `--model` is used or a setting names an `FZ3xx` code.
 SETTINGS = """\
 ## Settings
 
-Settings live in the nearest `pyproject.toml` upward from the current directory that
-has a `[tool.freezedsl]` table (or in the file given with `--config PATH`). Lint keys
+Each linted file is checked with the settings of the nearest `pyproject.toml` upward
+from *that file* that has a `[tool.freezedsl]` table, as ruff does: in one run over a
+repository, `libs/vision/train.py` follows `libs/vision/pyproject.toml` and
+`train.py` the top-level one. Settings files are not merged: the nearest one is used
+whole (a `pyproject.toml` without the table is skipped). A file with no such settings
+file above it uses the settings found upward from the current directory, else the
+defaults. `--config PATH` names one settings file for every file. Lint keys
 may be written in `[tool.freezedsl.lint]` or directly in `[tool.freezedsl]`, but a key
 may not be set in both. Unknown keys, malformed values and codes that match no rule
 are errors (exit code 2, one line naming the key).
@@ -144,15 +149,28 @@ longest matches from both sides have the same length, `ignore` wins. So
 `ignore = ["FZ2"], extend-select = ["FZ204"]` re-enables just FZ204. The result does
 not depend on the order of anything.
 
-**Command line over settings.** As in ruff, `--select` replaces `select` and drops the
-file's `extend-select`, while `--ignore` *adds* to the file's `ignore` and
-`extend-ignore` (the two are interchangeable, on the command line and in the file:
-disabling one more code never re-enables one the project disabled);
-`--extend-select`, `--extend-ignore` and `--extend-exclude` add to the file's
-values; `--steps` replaces `steps`. The options may be repeated and are comma-separated.
+**Command line over settings.** The code options form a second layer, applied on top
+of each file's settings as ruff documents it ("the highest-priority `select` as the
+basis for the rule set, and then `extend-select` and `ignore` adjustments"; CLI options
+are given higher priority than `pyproject.toml`):
+
+* `--select` is the new basis: the file's `select`, `ignore`, `extend-select` and
+  `extend-ignore` no longer count (with `ignore = ["FZ204"]` in the file,
+  `--select FZ204` reports FZ204 and nothing else).
+* Without `--select`, `--ignore` and `--extend-select` adjust what the file enabled:
+  `--ignore` *adds* to the file's ignores (disabling one more code never re-enables
+  one the project disabled) and `--extend-select` enables codes the file ignored.
+  A code matched by a command-line prefix is decided by the command line alone.
+* `--ignore` and `--extend-ignore` are the same option. Within the command-line layer the longest prefix wins and
+  `ignore` wins a tie, as within a file.
+
+`per-file-ignores` and `exclude` of the file's settings still apply under `--select`;
+`--extend-exclude` adds to them, and `--steps` replaces `steps`. The options may be
+repeated and are comma-separated.
 
 **Globs.** `exclude` and `per-file-ignores` patterns are matched against paths relative
-to the directory of the settings file (the current directory without one), with
+to the directory of the settings file that states them (the current directory without
+one), with
 forward slashes. A pattern containing `/` matches the whole relative path (`*` crosses
 directories, and a directory pattern also matches everything below it); a pattern
 without `/` matches any single path component, so `tests` matches a directory anywhere
@@ -236,8 +254,10 @@ repos:
       - id: freezedsl-fmt    # freezedsl fmt --check on staged *.frz
 ```
 
-The lint hook never runs scripts and reads its settings from `pyproject.toml`, so the
-result does not depend on which files are staged together.
+The lint hook never runs scripts and reads each file's settings from the nearest
+`pyproject.toml`, so the result does not depend on which files are staged together.
+pre-commit installs freezedsl without the `torch` extra, so the hooks do not download
+PyTorch (see [lint-static.md](lint-static.md#without-torch-pre-commit)).
 """
 
 

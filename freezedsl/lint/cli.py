@@ -22,10 +22,16 @@ from typing import Any, TypeVar
 
 import click
 
-from freezedsl.errors import FreezeError, UsageError
+from freezedsl.errors import (
+    TORCH_INSTALL,
+    FreezeError,
+    UsageError,
+    is_missing_torch,
+    torch_needed,
+)
 from freezedsl.fsutil import atomic_write_text, check_target
 from freezedsl.lint import runner
-from freezedsl.lint.config import LintConfig, all_codes, load_config, parse_codes
+from freezedsl.lint.config import ConfigResolver, all_codes, load_config, parse_codes
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
 from freezedsl.lint.supervise import Terminated, fatal_signals_raise
@@ -33,6 +39,9 @@ from freezedsl.lint.supervise import Terminated, fatal_signals_raise
 __all__ = ["lint_command", "rule_command"]
 
 _META_SCRIPT = "freezedsl.lint.script"
+_META_TORCH_FOR = "freezedsl.lint.torch_for"
+TORCH_NOTE = f"they need PyTorch: {TORCH_INSTALL}"
+TORCH_NEED = f"need PyTorch: {TORCH_INSTALL}"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,6 +159,14 @@ def _guarded(fn: F) -> F:
         except FreezeError as exc:
             click.echo(f"freezedsl: {exc.one_line()}", err=True)
             ctx.exit(exc.exit_code)
+        except ModuleNotFoundError as exc:
+            if not is_missing_torch(exc):
+                click.echo(f"freezedsl: internal error: {type(exc).__name__}: {exc}", err=True)
+                ctx.exit(2)
+            # static checks never need torch; say what asked for it
+            what = ctx.meta.get(_META_TORCH_FOR, f"freezedsl {ctx.info_name}")
+            click.echo(torch_needed(what), err=True)
+            ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything
             click.echo(f"freezedsl: internal error: {type(exc).__name__}: {exc}", err=True)
             ctx.exit(2)
@@ -193,10 +210,20 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
     is_flag=True,
     help="Allow --model to be a pickled module or a TorchScript archive (both run code from the file).",
 )
-@click.option("--select", multiple=True, metavar="CODES", help=f"Enable only these. {_CODES_HELP}")
-@click.option("--ignore", multiple=True, metavar="CODES", help=f"Disable these. {_CODES_HELP}")
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help=f"Enable only these, instead of the settings' selection. {_CODES_HELP}",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODES",
+    help=f"Disable these too (added to the settings' ignore). {_CODES_HELP}",
+)
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Enable these too.")
-@click.option("--extend-ignore", multiple=True, metavar="CODES", help="Disable these too.")
+@click.option("--extend-ignore", multiple=True, metavar="CODES", help="Same as --ignore.")
 @click.option(
     "--extend-exclude", multiple=True, metavar="GLOBS", help="Comma-separated paths to skip too."
 )
@@ -205,7 +232,8 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Settings file (default: nearest pyproject.toml with [tool.freezedsl]).",
+    help="One settings file for every file (default: for each file, the nearest "
+    "pyproject.toml with [tool.freezedsl] above it).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(
@@ -270,6 +298,13 @@ def lint_command(
             ("--extend-ignore", extend_ignore),
         )
     }
+    ctx.meta[_META_TORCH_FOR] = (
+        "freezedsl lint SCRIPT.py (running a script)"
+        if script_form is not None
+        else "freezedsl lint --model"
+        if model_spec is not None
+        else "freezedsl lint with runtime codes (FZ3xx) in the selection"
+    )
     file_config = load_config(config_path)
     needed = [c for codes in cli_codes.values() for c in codes or ()]
     needed += [code for _, code in all_codes(file_config)]
@@ -278,13 +313,20 @@ def lint_command(
     rules = runner.load_rules(runtime=script_form is not None, needed=needed)
     for origin, codes in cli_codes.items():
         runner.check_codes(codes or (), rules, origin)
-    config: LintConfig = file_config.with_overrides(
-        select=cli_codes["--select"],
-        ignore=cli_codes["--ignore"],
-        extend_select=cli_codes["--extend-select"],
-        extend_ignore=cli_codes["--extend-ignore"],
-        extend_exclude=_globs(extend_exclude),
-        steps=steps,
+    overrides: dict[str, Any] = {
+        "select": cli_codes["--select"],
+        "ignore": cli_codes["--ignore"],
+        "extend_select": cli_codes["--extend-select"],
+        "extend_ignore": cli_codes["--extend-ignore"],
+        "extend_exclude": _globs(extend_exclude),
+        "steps": steps,
+    }
+    # Each file gets the settings of the nearest pyproject.toml above it (as ruff does);
+    # --config fixes one settings file for all of them.
+    config = ConfigResolver(
+        file_config.with_overrides(**overrides),
+        overrides=overrides,
+        fixed=config_path is not None,
     )
     if script_form is not None:
         script, script_args = script_form
@@ -380,14 +422,24 @@ def _describe_run(run: runner.RunSummary) -> str:
 @_guarded
 def rule_command(ctx: click.Context, code: str | None, show_all: bool) -> None:
     """Print the documentation of a lint CODE (or its name), or list all codes with --all."""
-    rules = runner.load_rules()
+    try:
+        rules = runner.load_rules()
+        complete = True
+    except ModuleNotFoundError as exc:  # the runtime families need torch; the rest do not
+        if not is_missing_torch(exc):
+            raise
+        rules, complete = runner.load_rules(runtime=False), False
     if show_all or code is None:
         if code is not None:
             raise UsageError("give either a rule CODE or --all, not both")
         if not show_all:
             raise UsageError("give a rule CODE (e.g. freezedsl rule FZ204) or --all")
         click.echo("\n".join(_rule_table(rules)))
+        if not complete:
+            click.echo(f"freezedsl: runtime rules (FZ3xx) not listed: {TORCH_NOTE}", err=True)
         return
+    if not complete and code.strip().upper() not in rules:
+        raise UsageError(f"{code!r} is not a static rule, and runtime rules (FZ3xx) {TORCH_NEED}")
     rule = _find_rule(code, rules)
     click.echo(rule.doc(), nl=False)
 

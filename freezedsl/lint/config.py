@@ -30,6 +30,7 @@ __all__ = [
     "CONFIG_FILE",
     "LINT_KEYS",
     "SHARED_KEYS",
+    "CodeOverrides",
     "ConfigError",
     "ConfigResolver",
     "LintConfig",
@@ -59,6 +60,24 @@ class ConfigError(UsageError):
 
 
 @dataclass(frozen=True)
+class CodeOverrides:
+    """The rule codes given on the command line: a layer resolved on top of the file's.
+
+    As in ruff, ``--select`` (when given) is the new basis and the file's ``select``,
+    ``ignore`` and ``extend-*`` no longer count; ``--extend-select`` and ``--ignore``
+    (``--extend-ignore`` is the same option) adjust what the file enabled. Within this
+    layer the longest prefix wins and ``ignore`` wins a tie, as within a file.
+    """
+
+    select: tuple[str, ...] | None = None
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.select is not None or bool(self.extend_select or self.ignore)
+
+
+@dataclass(frozen=True)
 class LintConfig:
     """Effective lint settings.
 
@@ -76,6 +95,7 @@ class LintConfig:
     steps: int = 0
     root: Path | None = None
     source: Path | None = field(default=None, compare=False)
+    cli: CodeOverrides = CodeOverrides()
 
     def with_overrides(
         self,
@@ -89,20 +109,21 @@ class LintConfig:
     ) -> LintConfig:
         """Apply command-line options on top of file settings.
 
-        As in ruff: ``select`` *sets* the selection (dropping the file's
-        ``extend-select``, as the user asked for exactly this), while ``ignore`` *adds* to
-        the file's ignores, exactly like ``extend-ignore`` (disabling one more code on the
-        command line must not re-enable what the project switched off); ``extend-*`` add.
+        The code options are kept as a layer of their own (:class:`CodeOverrides`,
+        resolved after the file's selection, as ruff does): ``select`` replaces the
+        basis, ``ignore``/``extend_ignore`` (the same thing) and ``extend_select``
+        adjust it. ``extend_exclude`` adds to ``exclude``; ``steps`` replaces ``steps``.
         """
         cfg = self
+        cli = cfg.cli
         if select is not None:
-            cfg = replace(cfg, select=tuple(select), extend_select=())
-        if ignore:
-            cfg = replace(cfg, ignore=cfg.ignore + tuple(ignore))
+            cli = replace(cli, select=tuple(select))
         if extend_select:
-            cfg = replace(cfg, extend_select=cfg.extend_select + tuple(extend_select))
-        if extend_ignore:
-            cfg = replace(cfg, extend_ignore=cfg.extend_ignore + tuple(extend_ignore))
+            cli = replace(cli, extend_select=cli.extend_select + tuple(extend_select))
+        for codes in (ignore, extend_ignore):
+            if codes:
+                cli = replace(cli, ignore=cli.ignore + tuple(codes))
+        cfg = replace(cfg, cli=cli)
         if extend_exclude:
             cfg = replace(cfg, exclude=cfg.exclude + tuple(extend_exclude))
         if steps is not None:
@@ -367,3 +388,10 @@ def all_codes(config: LintConfig) -> Iterable[tuple[str, str]]:
     for glob, codes in config.per_file_ignores:
         for code in codes:
             yield f"{where}: per-file-ignores {glob!r}", code
+    for option, codes in (
+        ("--select", config.cli.select or ()),
+        ("--extend-select", config.cli.extend_select),
+        ("--ignore", config.cli.ignore),
+    ):
+        for code in codes:
+            yield option, code

@@ -8,8 +8,11 @@ that importing this module (and static linting) never imports torch.
 
 Selection semantics (order-independent): a code is enabled when the *longest* prefix
 that matches it comes from ``select``/``extend-select``; on a tie ``ignore`` wins;
-``ALL`` is the shortest prefix of all. Code prefixes that match no registered rule are
-errors, so a typo never silently disables nothing.
+``ALL`` is the shortest prefix of all. The command-line codes are a second layer on top
+(:class:`~freezedsl.lint.config.CodeOverrides`, as in ruff). Code prefixes that match no
+registered rule are errors, so a typo never silently disables nothing. Each file is
+checked with the settings of the nearest ``pyproject.toml`` above it
+(:class:`~freezedsl.lint.config.ConfigResolver`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Protocol
 from freezedsl.errors import FreezeError, UsageError
 from freezedsl.fsutil import unreadable_reason
 from freezedsl.lint import registry
-from freezedsl.lint.config import LintConfig, all_codes
+from freezedsl.lint.config import ConfigResolver, LintConfig, all_codes
 from freezedsl.lint.registry import Diagnostic, Rule, Severity
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "LintReport",
     "Noqa",
     "RunSummary",
+    "as_resolver",
     "check_codes",
     "collect_files",
     "lint_paths",
@@ -53,7 +57,11 @@ __all__ = [
 #: Modules that register rules at import time; missing ones are skipped. The runtime
 #: families import torch, so static linting loads them only when a code needs them.
 STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static")
-RUNTIME_RULE_MODULES = ("freezedsl.lint.runtime", "freezedsl.lint.instrument", "freezedsl.lint.cost")
+RUNTIME_RULE_MODULES = (
+    "freezedsl.lint.runtime",
+    "freezedsl.lint.instrument",
+    "freezedsl.lint.cost",
+)
 RULE_MODULES = STATIC_RULE_MODULES + RUNTIME_RULE_MODULES
 
 #: Directory names never entered while walking a directory.
@@ -156,7 +164,20 @@ def resolve_selection(config: LintConfig, known: Iterable[str]) -> frozenset[str
     enable = list(config.select if config.select is not None else ("ALL",))
     enable += config.extend_select
     disable = list(config.ignore) + list(config.extend_ignore)
-    return frozenset(c for c in known if _decide(c, enable, disable))
+    cli = config.cli
+    if cli.select is not None:  # the command line's selection is the new basis
+        enable, disable = [*cli.select, *cli.extend_select], list(cli.ignore)
+        return frozenset(c for c in known if _decide(c, enable, disable))
+    adjust = [*cli.extend_select, *cli.ignore]
+    return frozenset(
+        c
+        for c in known
+        if (
+            _decide(c, cli.extend_select, cli.ignore)
+            if _matches_any(c, adjust)
+            else _decide(c, enable, disable)
+        )
+    )
 
 
 def _prefix_len(code: str, prefixes: Iterable[str]) -> int:
@@ -251,26 +272,39 @@ def parse_noqa(text: str) -> Noqa:
 # --------------------------------------------------------------------------- files
 
 
-def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
+def as_resolver(config: LintConfig | ConfigResolver | None) -> ConfigResolver:
+    """A plain :class:`LintConfig` (or ``None``: the defaults) applies to every file."""
+    if isinstance(config, ConfigResolver):
+        return config
+    return ConfigResolver(config or LintConfig(), fixed=True)
+
+
+def collect_files(paths: Sequence[str], config: LintConfig | ConfigResolver) -> list[str]:
     """Files to lint, in a stable order, each once.
 
     Directories are walked for ``*.py``/``*.frz``, skipping hidden directories and
     :data:`SKIP_DIRS`. ``exclude`` applies to walked and explicitly named files alike
-    (pre-commit names files explicitly). Named files must be ``.py`` or ``.frz``.
+    (pre-commit names files explicitly), each path judged by the settings that apply to
+    it (a folder by its own ``pyproject.toml`` if it has one, as ruff does). Named files
+    must be ``.py`` or ``.frz``.
     """
+    resolver = as_resolver(config)
     out: list[str] = []
     seen: set[str] = set()
 
+    def excluded(path: str) -> bool:
+        return resolver.for_path(path).is_excluded(path)
+
     def add(path: str) -> None:
         key = os.path.normcase(os.path.abspath(path))
-        if key not in seen and not config.is_excluded(path):
+        if key not in seen and not excluded(path):
             seen.add(key)
             out.append(path)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            if config.is_excluded(raw) and raw not in (".", ""):
+            if excluded(raw) and raw not in (".", ""):
                 continue
             found: list[str] = []
             tree = os.path.realpath(raw)
@@ -280,7 +314,7 @@ def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
                     for d in dirs
                     if not d.startswith(".")
                     and d not in SKIP_DIRS
-                    and not config.is_excluded(os.path.join(folder, d))
+                    and not excluded(os.path.join(folder, d))
                 )
                 found.extend(
                     os.path.join(folder, f)
@@ -304,7 +338,9 @@ def _inside(path: str, tree: str) -> bool:
     """A walked file is linted only if it is a regular file that stays in the tree: a
     symlink out of it (to /proc/self/environ, say) is skipped; name it to lint it."""
     real = os.path.realpath(path)
-    return (real == tree or real.startswith(tree.rstrip(os.sep) + os.sep)) and unreadable_reason(path) is None
+    return (real == tree or real.startswith(tree.rstrip(os.sep) + os.sep)) and unreadable_reason(
+        path
+    ) is None
 
 
 def _tidy(path: str) -> str:
@@ -395,13 +431,34 @@ def _sort_key(d: Diagnostic) -> tuple[Any, ...]:
 
 
 class _Filter:
-    """Applies selection, per-file-ignores and noqa, reading sources on demand."""
+    """Applies selection, per-file-ignores and noqa, reading sources on demand.
 
-    def __init__(self, config: LintConfig, enabled: frozenset[str], report: LintReport) -> None:
-        self.config = config
-        self.enabled = enabled
+    Each finding is judged by the settings of its file (``resolver``); findings without
+    a file by the base settings. The enabled set is computed once per settings file.
+    """
+
+    def __init__(
+        self, resolver: ConfigResolver, rules: Mapping[str, Rule], report: LintReport
+    ) -> None:
+        self.resolver = resolver
+        self.rules = rules
         self.report = report
         self._noqa: dict[str, Noqa] = {}
+        self._enabled: dict[int, tuple[LintConfig, frozenset[str]]] = {}
+
+    def config_for(self, path: str | None) -> LintConfig:
+        return self.resolver.for_path(path) if path else self.resolver.base
+
+    def enabled(self, config: LintConfig) -> frozenset[str]:
+        """Codes ``config`` enables; a nested settings file may name a runtime code, so
+        its families are loaded when the registry does not know one of its codes yet."""
+        hit = self._enabled.get(id(config))
+        if hit is None or hit[0] is not config:
+            if self.rules is registry.RULES:
+                load_rules(runtime=False, needed=[code for _, code in all_codes(config)])
+            hit = (config, resolve_selection(config, self.rules))
+            self._enabled[id(config)] = hit
+        return hit[1]
 
     def noqa_for(self, path: str) -> Noqa:
         if path not in self._noqa:
@@ -416,11 +473,11 @@ class _Filter:
         return self._noqa[path]
 
     def keep(self, d: Diagnostic) -> bool:
-        if d.code not in self.enabled:
+        config = self.config_for(d.path)
+        if d.code not in self.enabled(config):
             return False
         if d.path and (
-            _matches_any(d.code, self.config.ignored_for(d.path))
-            or self.noqa_for(d.path).suppresses(d)
+            _matches_any(d.code, config.ignored_for(d.path)) or self.noqa_for(d.path).suppresses(d)
         ):
             self.report.suppressed += 1
             return False
@@ -437,7 +494,7 @@ class _Filter:
 
 def lint_paths(
     paths: Sequence[str],
-    config: LintConfig | None = None,
+    config: LintConfig | ConfigResolver | None = None,
     *,
     model: str | None = None,
     arch: str | None = None,
@@ -446,18 +503,21 @@ def lint_paths(
 ) -> LintReport:
     """Statically lint files and directories.
 
+    ``config`` is one :class:`LintConfig` for every file, or a
+    :class:`~freezedsl.lint.config.ConfigResolver` that gives each file the settings of
+    the nearest ``pyproject.toml`` above it (what ``freezedsl lint`` passes).
     ``model`` is a model spec (``arch`` for a state dict file) for ``.frz`` checks that
     need the real parameter names; it is loaded (importing torch) only when given and a
     ``.frz`` file is linted.
     Raises :class:`~freezedsl.errors.FreezeError` for bad paths or settings.
     """
-    config = config or LintConfig()
+    resolver = as_resolver(config)
     if rules is None:
-        rules = load_rules(runtime=False, needed=[code for _, code in all_codes(config)])
-    enabled = resolve_selection(config, rules)
+        rules = load_rules(runtime=False, needed=[c for _, c in all_codes(resolver.base)])
     report = LintReport()
-    filt = _Filter(config, enabled, report)
-    files = collect_files(paths if paths else ["."], config)
+    filt = _Filter(resolver, rules, report)
+    filt.enabled(resolver.base)  # bad codes in the base settings fail before any work
+    files = collect_files(paths if paths else ["."], resolver)
     loaded_model: object | None = None
     for path in files:
         try:
@@ -472,8 +532,8 @@ def lint_paths(
         report.sources[path] = text
         report.files.append(path)
         noqa = filt.noqa_for(path)
-        if noqa.file_all:  # nothing could survive; skip the work
-            continue
+        if noqa.file_all or not filt.enabled(filt.config_for(path)):
+            continue  # nothing could survive; skip the work
         if path.endswith(".frz") and model is not None and loaded_model is None:
             loaded_model = _load_model(model, arch, trust_pickle)
         filt.add(_check_file(path, text, loaded_model))
@@ -526,7 +586,7 @@ def _relative_to_cwd(d: Diagnostic) -> Diagnostic:
 def lint_script(
     script: str,
     args: Sequence[str],
-    config: LintConfig | None = None,
+    config: LintConfig | ConfigResolver | None = None,
     *,
     steps: int | None = None,
     timeout: float = 600.0,
@@ -534,18 +594,19 @@ def lint_script(
 ) -> LintReport:
     """Lint ``script`` statically, then run it with ``args`` and merge the runtime findings.
 
-    ``steps`` defaults to the settings' ``steps``. A script failure is recorded in
-    ``report.run`` (see :meth:`RunSummary.failure`), not raised.
+    ``steps`` defaults to the ``steps`` setting that applies to the script. A script
+    failure is recorded in ``report.run`` (see :meth:`RunSummary.failure`), not raised.
     """
-    config = config or LintConfig()
+    resolver = as_resolver(config)
     rules = load_rules() if rules is None else rules
     if not os.path.isfile(script):
         raise UsageError(f"{script}: no such file")
-    report = lint_paths([script], config, rules=rules)
+    report = lint_paths([script], resolver, rules=rules)
+    own = resolver.for_path(script)
     result = _script_runner()(
-        script, list(args), steps=config.steps if steps is None else steps, timeout=timeout
+        script, list(args), steps=own.steps if steps is None else steps, timeout=timeout
     )
-    filt = _Filter(config, resolve_selection(config, rules), report)
+    filt = _Filter(resolver, rules, report)
     filt.add(_relative_to_cwd(d) for d in result.diagnostics)
     report.run = RunSummary(
         script=script,

@@ -28,9 +28,10 @@ def test_nearest_settings_per_file_with_overrides(tmp_path: Path) -> None:
     base = load_config(start=tmp_path).with_overrides(ignore=["FZ201"])
     resolver = ConfigResolver(base, overrides={"ignore": ["FZ201"]})
     top = resolver.for_path(tmp_path / "train.py")
-    assert top is base and top.ignore == ("FZ206", "FZ201")
+    assert top is base and top.ignore == ("FZ206",) and top.cli.ignore == ("FZ201",)
     nested = resolver.for_path(sub / "deep" / "train.py")
-    assert nested.ignore == ("FZ204", "FZ201")  # the nested table, --ignore added
+    assert nested.ignore == ("FZ204",)  # the nested table,
+    assert nested.cli.ignore == ("FZ201",)  # --ignore on top
     assert nested.root == sub.resolve()  # its globs are relative to its own folder
     # a pyproject.toml without [tool.freezedsl] is skipped, like ruff
     assert resolver.for_path(tmp_path / "libs" / "plain" / "x.py") is base

@@ -294,9 +294,12 @@ def test_config_errors(project: Fakes, toml: str, needle: str) -> None:
 
 def test_settings_do_not_depend_on_argument_order(project: Fakes) -> None:
     write("pyproject.toml", "[tool.freezedsl.lint]\nextend-ignore = ['FZ206']\n")
-    a = lint("--no-run", "--select", "FZ2", SRC, FRZ)
-    b = lint(FRZ, SRC, "--no-run", "--select", "FZ2")
-    assert a.stdout == b.stdout and found(a) == [f"{SRC}:1 FZ201", f"{SRC}:2 FZ204"]
+    a = lint("--no-run", "--ignore", "FZ204", SRC, FRZ)
+    b = lint(FRZ, SRC, "--no-run", "--ignore", "FZ204")
+    assert a.stdout == b.stdout and found(a) == [f"{FRZ}:1 FZ101", f"{SRC}:1 FZ201"]
+    # as in ruff, --select is a new basis: the file's extend-ignore no longer applies
+    c = lint("--no-run", "--select", "FZ2", SRC, FRZ)
+    assert found(c) == [f"{SRC}:1 FZ201", f"{SRC}:2 FZ204", f"{SRC}:3 FZ206"]
 
 
 # --------------------------------------------------------------------------- formats

@@ -384,18 +384,56 @@ def test_no_settings_file_means_defaults(tmp_path: Path) -> None:
     assert cfg == LintConfig(root=tmp_path.resolve())
 
 
-def test_cli_overrides() -> None:
+def test_cli_overrides_are_a_layer_of_their_own() -> None:
     cfg = LintConfig(
         select=("FZ1",), extend_select=("FZ3",), ignore=("FZ101",), extend_ignore=("FZ2",)
     )
-    assert cfg.with_overrides(select=["FZ2"]).select == ("FZ2",)
-    assert cfg.with_overrides(select=["FZ2"]).extend_select == ()
-    assert cfg.with_overrides(extend_select=["FZ0"]).extend_select == ("FZ3", "FZ0")
-    # as in ruff, --ignore adds to the file's ignores (it is --extend-ignore)
-    assert cfg.with_overrides(ignore=["FZ3"]).ignore == ("FZ101", "FZ3")
-    assert cfg.with_overrides(ignore=["FZ3"]).extend_ignore == ("FZ2",)
+    assert cfg.with_overrides(select=["FZ2"]).select == ("FZ1",)  # the file's layer stays
+    assert cfg.with_overrides(select=["FZ2"]).cli.select == ("FZ2",)
+    # --ignore and --extend-ignore are one option, as in ruff
+    both = cfg.with_overrides(ignore=["FZ3"], extend_ignore=["FZ0"])
+    assert both.cli.ignore == ("FZ3", "FZ0") and both.ignore == ("FZ101",)
     assert cfg.with_overrides(extend_exclude=["x"], steps=4).exclude == ("x",)
     assert cfg.with_overrides(steps=4).steps == 4
+
+
+@pytest.mark.parametrize(
+    ("file", "cli", "expected"),
+    [
+        # ruff's documented example: select E,F / ignore F401; `--select F401` is F401 only
+        (LintConfig(select=("FZ2",), ignore=("FZ204",)), {"select": ["FZ204"]}, {"FZ204"}),
+        # ... and `--extend-select B` keeps the file's ignore
+        (
+            LintConfig(select=("FZ2",), ignore=("FZ204",)),
+            {"extend_select": ["FZ3"]},
+            {"FZ201", "FZ206", "FZ301"},
+        ),
+        # --ignore adds to the file's ignores: a project's disabled code stays disabled
+        (
+            LintConfig(ignore=("FZ206",)),
+            {"ignore": ["FZ201"]},
+            {"FZ001", "FZ101", "FZ204", "FZ301"},
+        ),
+        # a command-line adjustment beats a longer prefix of the file
+        (LintConfig(ignore=("FZ204",)), {"extend_select": ["FZ2"]}, set(FAKE_RULES)),
+        (
+            LintConfig(extend_select=("FZ204",), ignore=("FZ2",)),
+            {"ignore": ["FZ2"]},
+            {"FZ001", "FZ101", "FZ301"},
+        ),
+        # within the command-line layer the longest prefix wins, ignore on a tie
+        (
+            LintConfig(),
+            {"ignore": ["FZ2"], "extend_select": ["FZ204"]},
+            {"FZ001", "FZ101", "FZ204", "FZ301"},
+        ),
+        (LintConfig(), {"select": ["FZ2"], "ignore": ["FZ2"]}, set()),
+    ],
+)
+def test_command_line_layer_like_ruff(
+    file: LintConfig, cli: dict[str, list[str]], expected: set[str]
+) -> None:
+    assert runner.resolve_selection(file.with_overrides(**cli), FAKE_RULES) == expected
 
 
 def test_per_file_ignores_filter(fakes: Fakes) -> None:

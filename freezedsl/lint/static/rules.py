@@ -241,14 +241,16 @@ FREEZE_AFTER_DDP = register(
         code="FZ207",
         name="freeze-after-ddp",
         severity=Severity.ERROR,
-        summary="Parameters are frozen after the model was wrapped in DDP or FSDP.",
+        summary="Parameters are frozen after the model was wrapped in DDP, FSDP, Accelerate or DeepSpeed.",
         what="""\
 Flags freezing (``requires_grad_(False)``, ``.requires_grad = False``,
 ``freezedsl.apply``, ``rules.apply``) of a model, or of anything reached through it, after the model
 was wrapped earlier in the same scope by ``DistributedDataParallel``/``DDP``,
-``FullyShardedDataParallel``/``FSDP``, ``fully_shard(model)`` or
-``accelerator.prepare(model, ...)``. The original name and the wrapper's name both
-count.
+``FullyShardedDataParallel``/``FSDP``, ``fully_shard(model)``,
+``accelerator.prepare(model, ...)`` (a receiver named like ``accelerator``) or
+``deepspeed.initialize(model=model, ...)``. The original name and the names the call
+returns (``model, opt = accelerator.prepare(model, opt)``, ``engine, opt, _, _ =
+deepspeed.initialize(...)``) all count.
 """,
         why="""\
 DDP records which parameters require gradients when it is constructed and builds its
@@ -257,6 +259,9 @@ reducer waits for them ("Expected to have finished reduction in the prior iterat
 or, with ``find_unused_parameters=True``, pays for searching the graph every step. FSDP
 flattens and shards parameters when it wraps them, so ``requires_grad`` has to be
 settled before wrapping; changing it afterwards is not supported.
+``accelerator.prepare`` wraps in DDP/FSDP/DeepSpeed as configured, and
+``deepspeed.initialize`` partitions the trainable parameters (ZeRO) and builds the
+optimizer from them when it is called.
 """,
         example="""\
 model = DDP(model, device_ids=[rank])

@@ -133,7 +133,7 @@ class Defs:
 
 
 _EVENT_TEXT = re.compile(
-    r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|optim|"
+    r"requires_grad|\.eval\(|\.train\(|DataParallel|DDP|FSDP|fully_shard|prepare\(|initialize\(|optim|"
     r"freezedsl|\.apply\(|\b(?:SGD|Adam\w*|RMSprop|Lion|LAMB|Adafactor)\(|"
     r"\.(?:mul|add|sub|div|addcdiv|addcmul|lerp|clamp)_\(|\.data\s*[-+*/]?=|\bp\s*[-+*/]=|\.grad\b"
 )

@@ -478,7 +478,7 @@ class _Scope(_Bindings):
             if params is not None:
                 for owner, filtered in self.param_sources(params):
                     self.event("OPT", owner, node, filtered=filtered, label=last)
-        elif last in _WRAPPERS or last == "prepare":
+        elif last in _WRAPPERS or last in ("prepare", "initialize"):
             self.wrapper(node)
         elif parts[0] == "torchvision":
             for kw in node.keywords:
@@ -531,6 +531,12 @@ class _Scope(_Bindings):
         elif parts[-1] == "prepare" and len(parts) > 1 and "accelerator" in parts[-2].lower():
             name = "accelerator.prepare"
             args = list(call.args)
+        elif parts == ["deepspeed", "initialize"]:
+            # deepspeed.initialize(args=None, model=None, optimizer=None, model_parameters=...)
+            # builds the engine (and its ZeRO partitions / optimizer) from the parameters
+            # that require grad at this point, like DDP
+            name = "deepspeed.initialize"
+            args = [_arg(call, 1, "model")]
         else:
             return None
         for a in args:

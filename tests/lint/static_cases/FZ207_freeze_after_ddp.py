@@ -1,5 +1,6 @@
 """FZ207 freeze-after-ddp. Lines with an ``expect`` comment must be reported there."""
 
+import deepspeed
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -34,7 +35,53 @@ def flagged_accelerate(accelerator, model, opt):
     model.requires_grad_(False)  # expect: FZ207
 
 
+def flagged_accelerate_in_loop_setup(accelerator, model, opt, loader):
+    model, opt, loader = accelerator.prepare(model, opt, loader)
+    for p in model.module.encoder.parameters():
+        p.requires_grad = False  # expect: FZ207:9
+
+
+def flagged_deepspeed(args, model):
+    engine, opt, _, _ = deepspeed.initialize(
+        args=args, model=model, model_parameters=model.parameters()
+    )
+    model.encoder.requires_grad_(False)  # expect: FZ207
+    return engine, opt
+
+
+def flagged_deepspeed_engine(args, model):
+    engine, opt, _, _ = deepspeed.initialize(args, model)
+    engine.module.encoder.requires_grad_(False)  # expect: FZ207
+    return opt
+
+
 # ---- correct twins: nothing below may be reported
+
+
+def twin_accelerate_freeze_first(accelerator, model, opt, loader):
+    for p in model.encoder.parameters():
+        p.requires_grad = False
+    model, opt, loader = accelerator.prepare(model, opt, loader)
+    return model, opt, loader
+
+
+def twin_deepspeed_freeze_first(args, model):
+    model.encoder.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    engine, opt, _, _ = deepspeed.initialize(args=args, model=model, model_parameters=params)
+    return engine, opt
+
+
+def twin_deepspeed_other_model(args, model, teacher):
+    engine, *_ = deepspeed.initialize(args=args, model=model)
+    teacher.requires_grad_(False)
+    return engine
+
+
+def twin_other_initialize(model, init):
+    init.initialize(model)
+    model.encoder.requires_grad_(False)
+    return model
 
 
 def twin_freeze_first(model, rank):
