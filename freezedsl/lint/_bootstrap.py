@@ -200,6 +200,24 @@ class _Session:
                     f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB)"
                 )
 
+    def check_on_crash(self) -> None:
+        """The script crashed before its first step: check the optimizers it built.
+
+        An all-frozen model crashes at ``backward()`` ("does not require grad"), which is
+        exactly when FZ304/FZ305 explain why; the crash is reported too.
+        """
+        opts = [o for o in (r() for r in self.optimizers) if o is not None]
+        if self.checked or not opts:
+            return
+        from freezedsl.lint import runtime
+
+        models = find_models(opts)
+        self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
+        self.models = [runtime.describe_model(m) for m in models]
+        self.diagnostics = [_to_json(d) for d in runtime.check(models, opts, path=self.script)]
+        self.checked = True
+        self.notes.append("checked when the script crashed, before its first optimizer.step()")
+
     def compare(self) -> None:
         if self.snapshot is None:
             return
@@ -238,13 +256,19 @@ def find_models(optimizers: Sequence[Any]) -> list[Any]:
                 order.setdefault(id(p), len(order))
     gc.collect()
     # type(), not isinstance(): lazy proxies in gc answer __class__ with warnings or errors.
-    modules = [o for o in gc.get_objects() if issubclass(type(o), nn.Module)]
+    from freezedsl.lint.runtime import built
+
+    # Half-built modules (their __init__ raised before nn.Module.__init__) are skipped.
+    modules = [o for o in gc.get_objects() if issubclass(type(o), nn.Module) and built(o)]
     children = {id(c) for m in modules for c in m._modules.values() if c is not None}
     found: list[tuple[int, Any]] = []
     for m in modules:
         if id(m) in children:
             continue
-        first = min((order[id(p)] for p in m.parameters() if id(p) in order), default=None)
+        try:
+            first = min((order[id(p)] for p in m.parameters() if id(p) in order), default=None)
+        except Exception:  # noqa: BLE001 - parameters() raises: keep it, check() says FZ003
+            first = len(order)
         if first is not None:
             found.append((first, m))
     found.sort(key=lambda t: t[0])
@@ -347,7 +371,9 @@ def _share_with_workers(session: _Session, root: str | None) -> None:
     )
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = shim + (os.pathsep + old if old else "")
-    threading.Thread(target=_watch_workers, args=(session,), name="freezedsl-workers", daemon=True).start()
+    threading.Thread(
+        target=_watch_workers, args=(session,), name="freezedsl-workers", daemon=True
+    ).start()
 
 
 def _worker_results(session: _Session) -> list[dict[str, Any]]:
@@ -404,7 +430,6 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, default=str)
     os.replace(tmp, path)
-
 
 
 # ---------------------------------------------------------------------- installing hooks
@@ -544,6 +569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - report the script's crash like Python would
         _print_traceback(exc)
         exit_code, crashed = 1, _one_line(exc, script)
+        with session.lock:  # the traceback still holds the script's model and optimizer
+            try:
+                session.check_on_crash()
+            except Exception:  # noqa: BLE001 - the script's crash stays the headline
+                traceback.print_exc()
     with session.lock:
         if session.checked:
             session.compare()

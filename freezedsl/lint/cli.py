@@ -354,10 +354,12 @@ def _describe_run(run: runner.RunSummary) -> str:
         noun = kind if len(names) == 1 else kind + "s"
         return f"{len(names)} {noun}" + (f" ({', '.join(names)})" if names else "")
 
-    if run.stopped_at_step:
-        how = "stopped after the requested steps"
-    elif run.timed_out:
+    if run.timed_out:
         how = "stopped at the timeout (not finished)"
+    elif run.stopped_at_step and run.steps > 0:
+        how = f"stopped after the requested {run.steps} steps"
+    elif run.stopped_at_step:
+        how = "stopped at its first optimizer.step() (no --steps)"
     elif run.exit_code is None:
         how = "stopped before it finished"
     else:

@@ -21,6 +21,7 @@ from torch.optim import Optimizer
 from freezedsl.lint.registry import Diagnostic, Rule, Severity, diag, register
 
 __all__ = [
+    "CHECK_FAILED",
     "FreezeLintError",
     "assert_ok",
     "check",
@@ -124,21 +125,91 @@ def _as_list(x: Any) -> list[Any]:
     return list(x)
 
 
-def _context(models: Sequence[nn.Module], optimizers: Sequence[Optimizer], path: str) -> _Ctx:
-    labels: list[str] = []
+def built(module: object) -> bool:
+    """Whether ``nn.Module.__init__`` ran: a half-built module has no ``_parameters``.
+
+    A model whose ``__init__`` raised before ``super().__init__()`` can stay alive (in
+    a traceback, in ``gc``); touching its parameters raises ``AttributeError``.
+    """
+    return isinstance(getattr(module, "__dict__", None), dict) and all(
+        k in module.__dict__ for k in ("_parameters", "_modules", "_buffers")
+    )
+
+
+def _context(
+    models: Sequence[nn.Module], optimizers: Sequence[Optimizer], path: str
+) -> tuple[_Ctx, list[Diagnostic]]:
+    """The shared analysis; a model that cannot be read becomes an FZ003 finding."""
+    failed: list[Diagnostic] = []
+    readable: list[tuple[nn.Module, list[tuple[str, nn.Parameter]]]] = []
     for m in models:
+        try:
+            if not built(m):
+                raise RuntimeError(
+                    f"{type(m).__name__} is half-built (its __init__ did not call "
+                    "nn.Module.__init__)"
+                )
+            readable.append((m, list(m.named_parameters())))
+        except Exception as exc:  # noqa: BLE001 - reported as FZ003, never a silent pass
+            failed.append(
+                _failed("reading the model's parameters", exc, path, obj=type(m).__name__)
+            )
+    labels: list[str] = []
+    for m, _ in readable:
         base = type(_unwrap(m)[0]).__name__
         label = base if base not in labels else f"{base}{len(labels)}"
         labels.append(label)
     ctx = _Ctx([], list(optimizers), path)
-    for m, label in zip(models, labels):
+    for (m, named), label in zip(readable, labels):
         root, strip = _unwrap(m)
-        view = _Model(m, root, f"{label}." if len(models) > 1 else "", strip)
-        view.params = [(view.clean(n), p) for n, p in m.named_parameters()]
+        view = _Model(m, root, f"{label}." if len(readable) > 1 else "", strip)
+        view.params = [(view.clean(n), p) for n, p in named]
         for n, p in view.params:
             ctx.names.setdefault(id(p), n)
         ctx.models.append(view)
-    return ctx
+    return ctx, failed
+
+
+CHECK_FAILED = register(
+    Rule(
+        "FZ003",
+        "check-failed",
+        Severity.ERROR,
+        "A runtime check could not run; its part of the report is missing, not clean.",
+        what="""
+Reported when one of the FZ3xx checks of a live model and optimizer raised an error
+instead of finishing: a model whose ``parameters()`` raises, a half-built module (its
+``__init__`` failed before ``nn.Module.__init__``), an optimizer with a malformed
+``param_groups``. The message names the check that did not run and the error. The
+other checks still run and report their findings.
+""",
+        why="""
+A check that crashed has looked at nothing. Printing "All checks passed" (exit 0) for
+it would be a silent pass: the mistake it exists to find could be right there.
+""",
+        example="""
+$ freezedsl lint train.py   # the model's parameters() raises
+train.py: FZ003 check 'frozen-param-in-optimizer' did not run: RuntimeError: ...
+""",
+        use_instead="""
+$ freezedsl lint train.py   # fix the model (or report the freezedsl bug) and rerun
+All checks passed.
+""",
+    )
+)
+
+
+def _failed(what: str, exc: BaseException, path: str, obj: str | None = None) -> Diagnostic:
+    """FZ003 for a check (or the analysis it needs) that raised ``exc``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return diag(
+        CHECK_FAILED,
+        f"{what} did not run: {why}; its findings are missing from this report",
+        path,
+        obj=obj,
+        extra={"check": what, "error": why},
+    )
 
 
 def _lazy(t: torch.Tensor) -> bool:
@@ -932,7 +1003,7 @@ def snapshot_frozen(
 
     With ``budget_bytes``, stops copying once the budget is spent (large frozen backbones).
     """
-    ctx = _context(_as_list(model), [], "<runtime>")
+    ctx, _ = _context(_as_list(model), [], "<runtime>")  # unreadable models: FZ003 in check()
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     spent = 0
     for name, p in ctx.all_params():
@@ -986,6 +1057,19 @@ _CHECKS = (
     _check_reentrant,
 )
 
+# The rule each check reports, to name a check that failed (FZ003).
+_CHECK_NAMES: dict[Any, str] = {
+    _check_frozen_in_optimizer: "frozen-param-in-optimizer",
+    _check_trainable_not_in_optimizer: "trainable-param-not-in-optimizer",
+    _check_nothing_trainable: "nothing-trainable",
+    _check_head_frozen: "head-frozen",
+    _check_norm_stats: "norm-stats-drift",
+    _check_duplicates: "param-in-two-groups",
+    _check_ddp: "ddp-built-before-freeze",
+    _check_fsdp: "fsdp-mixed-requires-grad",
+    _check_reentrant: "reentrant-checkpoint-after-frozen-prefix",
+}
+
 
 def check(
     model: nn.Module | Sequence[nn.Module],
@@ -997,11 +1081,16 @@ def check(
 
     With several models, parameter names are prefixed with the model's class name.
     """
-    ctx = _context(_as_list(model), _as_list(optimizer), path)
+    ctx, failed = _context(_as_list(model), _as_list(optimizer), path)
     with torch.no_grad():
         for run in _CHECKS:
-            run(ctx)
-    return ctx.out
+            before = len(ctx.out)
+            try:
+                run(ctx)
+            except Exception as exc:  # noqa: BLE001 - a crashed check is FZ003, not a pass
+                del ctx.out[before:]  # a half-done check's findings are not trusted
+                failed.append(_failed(f"check {_CHECK_NAMES[run]!r}", exc, path))
+    return ctx.out + failed
 
 
 def assert_ok(
@@ -1028,12 +1117,15 @@ def describe_model(model: nn.Module) -> str:
     root, _ = _unwrap(model)
     seen: set[int] = set()
     total = trainable = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += _numel(p)
-        trainable += _numel(p) if p.requires_grad else 0
+    try:
+        for p in model.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += _numel(p)
+            trainable += _numel(p) if p.requires_grad else 0
+    except Exception as exc:  # noqa: BLE001 - check() reports it as FZ003
+        return f"{type(root).__name__} (parameters unreadable: {type(exc).__name__})"
     wrap = "" if root is model else f" in {type(model).__name__}"
     return f"{type(root).__name__}{wrap} ({total:,} params, {trainable:,} trainable)"
 

@@ -193,3 +193,20 @@ def test_bootstrap_argument_parsing() -> None:
     )
     with pytest.raises(SystemExit):
         _bootstrap._parse(["--result", "r.json", "t.py"])
+
+
+def test_crash_before_first_step_is_checked_and_reported() -> None:
+    """All frozen: backward() raises; FZ304 explains why, next to the crash (issue 12)."""
+    result = run("all_frozen.py")
+    assert result.crashed and "does not require grad" in result.crashed
+    assert by_code(result, "FZ304") == {None} and by_code(result, "FZ305") == {"2"}
+    assert not by_code(result, "FZ312")  # the model and optimizer were checked
+    assert result.models == ["Sequential (58 params, 0 trainable)"]
+
+
+def test_half_built_module_in_the_process_is_skipped() -> None:
+    """Its twin trains a correct model: clean, no FZ003, no internal error (issue 11)."""
+    result = run("half_built.py")
+    assert result.crashed is None and result.stopped_at_step
+    assert result.diagnostics == []
+    assert result.models == ["Sequential (58 params, 18 trainable)"]

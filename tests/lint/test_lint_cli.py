@@ -61,6 +61,7 @@ class FakeRun:
     crashed: str | None = None
     models: list[str] = field(default_factory=lambda: ["model"])
     optimizers: list[str] = field(default_factory=lambda: ["opt"])
+    timed_out: bool = False
 
 
 @dataclass
@@ -440,7 +441,11 @@ def test_no_run(fakes: Fakes, args: list[str]) -> None:
             "train.py crashed: ValueError: bad lr (train.py:12)\n",
             1,
         ),
-        (FakeRun(exit_code=None, stopped_at_step=True), "stopped after the requested steps", 0),
+        (
+            FakeRun(exit_code=None, stopped_at_step=True),
+            "stopped at its first optimizer.step() (no --steps)",
+            0,
+        ),
     ],
 )
 def test_script_failures(fakes: Fakes, run: FakeRun, stderr: str, exit_code: int) -> None:
@@ -450,6 +455,25 @@ def test_script_failures(fakes: Fakes, run: FakeRun, stderr: str, exit_code: int
     assert result.exit_code == exit_code
     assert stderr in result.stderr and result.stderr.count("\n") == 1
     assert result.stdout == "All checks passed.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "run", "says", "never"),
+    [
+        (["--steps", "3"], FakeRun(exit_code=None, stopped_at_step=True), "after the requested 3 steps", "first"),
+        ([], FakeRun(exit_code=None, stopped_at_step=True), "first optimizer.step()", "requested"),
+        ([], FakeRun(exit_code=None, timed_out=True), "stopped at the timeout", "finished;"),
+        (["--steps", "3"], FakeRun(exit_code=None, stopped_at_step=True, timed_out=True), "timeout", "requested"),
+    ],
+)
+def test_run_description_matches_the_run(
+    fakes: Fakes, args: list[str], run: FakeRun, says: str, never: str
+) -> None:
+    """Without --steps it never claims "the requested steps"; a timeout never "finished"."""
+    write("train.py")
+    fakes.run = run
+    result = lint("--exit-zero", *args, "train.py")
+    assert says in result.stderr and never not in result.stderr
 
 
 def test_missing_script(fakes: Fakes) -> None:

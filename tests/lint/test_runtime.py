@@ -50,6 +50,7 @@ def test_codes_registered_in_order() -> None:
         "FZ309": "fsdp-mixed-requires-grad",
         "FZ310": "reentrant-checkpoint-after-frozen-prefix",
         "FZ311": "frozen-param-changed",
+        "FZ003": "check-failed",
     }
     for code, name in expected.items():
         rule = RULES[code]
@@ -551,3 +552,47 @@ def test_fsdp_freeze_inside_summon_is_lost(gloo: None) -> None:
         mixed[0].weight.requires_grad_(False)
         with pytest.raises(ValueError, match="uniform `requires_grad`"):
             FSDP(mixed, device_id=torch.device("cpu"), use_orig_params=False)
+
+
+class _RaisingParams(nn.Sequential):
+    def named_parameters(self, *a: object, **kw: object) -> Iterator[tuple[str, nn.Parameter]]:  # type: ignore[override]
+        raise RuntimeError("parameters live on a remote shard")
+
+
+class _HalfBuilt(nn.Module):
+    def __init__(self) -> None:  # never calls nn.Module.__init__
+        pass
+
+
+def test_unreadable_model_is_fz003_not_a_pass() -> None:
+    """Issue 11: a model whose parameters() raises is reported, never a clean result."""
+    bad = _RaisingParams(nn.Linear(2, 2))
+    found = runtime.check(bad, torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))
+    fz003 = [d for d in found if d.code == "FZ003"]
+    assert len(fz003) == 1 and "remote shard" in fz003[0].message
+    assert fz003[0].severity is Severity.ERROR and fz003[0].obj == "_RaisingParams"
+    half = runtime.check(_HalfBuilt.__new__(_HalfBuilt))
+    assert [d.code for d in half] == ["FZ003"] and "half-built" in half[0].message
+    assert not runtime.built(_HalfBuilt.__new__(_HalfBuilt)) and runtime.built(nn.Linear(1, 1))
+
+
+def test_crashing_check_is_fz003_and_the_others_still_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    clean = runtime.check(model, opt)
+    assert "FZ003" not in {d.code for d in clean} and "FZ301" in {d.code for d in clean}
+
+    def boom(ctx: object) -> None:
+        raise KeyError("params")
+
+    checks = list(runtime._CHECKS)
+    monkeypatch.setitem(runtime._CHECK_NAMES, boom, "norm-stats-drift")
+    monkeypatch.setattr(runtime, "_CHECKS", (*checks[:4], boom, *checks[5:]))
+    found = runtime.check(model, opt)
+    fz003 = [d.message for d in found if d.code == "FZ003"]
+    want = "check 'norm-stats-drift' did not run: KeyError: 'params'; its findings are missing"
+    assert fz003 == [want + " from this report"]
+    assert {d.code for d in found} - {"FZ003"} == {d.code for d in clean}
