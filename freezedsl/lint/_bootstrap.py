@@ -70,7 +70,9 @@ class _Session:
         self.checked = False
         self.primary: int | None = None  # id() of the optimizer whose steps are counted
         self.done_steps = 0
-        self.snapshot: dict[str, Any] | None = None
+        self.watch: Any = None  # runtime.StepWatch during the --steps window
+        self.group_sizes: list[tuple[int, ...]] = []  # param groups when last checked
+        self.stepped: set[int] = set()  # id() of optimizers checked at their first step
         self.diagnostics: list[dict[str, Any]] = []
         self.models: list[str] = []
         self.optimizer_names: list[str] = []
@@ -123,7 +125,7 @@ class _Session:
         self.worker = True
         self.lock = threading.Lock()
         self.depth = {}
-        self.checked, self.primary, self.done_steps, self.snapshot = False, None, 0, None
+        self.checked, self.primary, self.done_steps, self.watch = False, None, 0, None
 
     def merge(self, other: dict[str, Any]) -> None:
         """Take a worker's findings as this run's (the main process did not step itself)."""
@@ -150,35 +152,44 @@ class _Session:
             self.become_worker()
         depth = self.depth.get(id(opt), 0) + 1
         self.depth[id(opt)] = depth
-        if depth > 1 or self.checked:  # a subclass's step() calling super().step()
+        if depth > 1:  # a subclass's step() calling super().step()
             return
-        self.checked = True
         try:
-            self._first_step(opt)
+            if not self.checked:
+                self.checked = True
+                self._first_step(opt)
+                if self.steps <= 0:
+                    self.stop()
+                # Progress for the parent in case the run is cut short during the N steps.
+                self.write(final=False, exit_code=None, stopped=False, crashed=None)
+            elif self.watch is not None:
+                self._recheck_if_groups_changed(opt)
+            if self.watch is not None:
+                self.watch.start(opt)
         except Exception as exc:  # noqa: BLE001 - our bug must not look like the script's
             traceback.print_exc()
             self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
-        if self.steps <= 0:
-            self.stop()
-        # Progress for the parent in case the run is cut short during the N steps.
-        self.write(final=False, exit_code=None, stopped=False, crashed=None)
 
     def post_step(self, opt: Any, args: object, kwargs: object) -> None:
         if os.getpid() != self.pid:
             return
         depth = self.depth.get(id(opt), 1) - 1
         self.depth[id(opt)] = depth
-        if depth > 0 or id(opt) != self.primary:
+        if depth > 0 or self.watch is None:
+            return
+        try:
+            found = self.watch.finish(opt, self.done_steps + 1)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
+        self.diagnostics += [_to_json(d) for d in found]
+        if id(opt) != self.primary:
             return
         self.done_steps += 1
         if self.done_steps < self.steps:
             self.write(final=False, exit_code=None, stopped=False, crashed=None)
         else:
-            try:
-                self.compare()
-            except Exception as exc:  # noqa: BLE001
-                traceback.print_exc()
-                self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
+            self.compare()
             self.stop()
 
     def _first_step(self, opt: Any) -> None:
@@ -188,17 +199,33 @@ class _Session:
         models = find_models(opts)
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
-        found = runtime.check(models, opts, path=self.script)
+        found = runtime.check(models, opts, path=self.script, stepping=opt)
         self.diagnostics = [_to_json(d) for d in found]
+        self.group_sizes = _group_sizes(opts)
+        self.stepped = {id(opt)}
         if self.steps > 0:
             self.primary = id(opt)
-            self.snapshot = runtime.snapshot_frozen(models, budget_bytes=SNAPSHOT_BUDGET_BYTES)
-            frozen = sum(1 for m in models for p in m.parameters() if not p.requires_grad)
-            if len(self.snapshot) < frozen:
-                self.notes.append(
-                    f"only {len(self.snapshot)} of {frozen} frozen tensors were compared "
-                    f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB)"
-                )
+            self.watch = runtime.StepWatch(models, self.script, SNAPSHOT_BUDGET_BYTES)
+
+    def _recheck_if_groups_changed(self, opt: Any) -> None:
+        """Recheck when an optimizer steps for the first time or ``add_param_group``
+        (gradual unfreezing) changed what the optimizers hold; new findings only."""
+        from freezedsl.lint import runtime
+
+        opts = self.live_optimizers(opt)
+        sizes = _group_sizes(opts)
+        if sizes == self.group_sizes and id(opt) in self.stepped:
+            return
+        self.group_sizes = sizes
+        self.stepped.add(id(opt))
+        models = find_models(opts)
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in runtime.check(models, opts, path=self.script, stepping=opt):
+            if (d.code, d.obj) not in seen:
+                seen.add((d.code, d.obj))
+                self.diagnostics.append(_to_json(d))
+        if len(opts) > len(self.optimizer_names):
+            self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
 
     def check_on_crash(self) -> None:
         """The script crashed before its first step: check the optimizers it built.
@@ -219,13 +246,17 @@ class _Session:
         self.notes.append("checked when the script crashed, before its first optimizer.step()")
 
     def compare(self) -> None:
-        if self.snapshot is None:
-            return
-        from freezedsl.lint import runtime
+        """End of the watch: note frozen tensors the copy budget left out."""
+        if self.watch is not None and self.watch.skipped:
+            self.notes.append(
+                f"{self.watch.skipped} frozen tensor copies were skipped "
+                f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB per step)"
+            )
+        self.watch = None
 
-        changed = runtime.frozen_changes(self.snapshot, steps=self.done_steps, path=self.script)
-        self.diagnostics += [_to_json(d) for d in changed]
-        self.snapshot = None
+
+def _group_sizes(opts: Sequence[Any]) -> list[tuple[int, ...]]:
+    return [tuple(len(g["params"]) for g in o.param_groups) for o in opts]
 
 
 def _to_json(d: Any) -> dict[str, Any]:

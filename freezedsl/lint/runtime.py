@@ -23,6 +23,7 @@ from freezedsl.lint.registry import Diagnostic, Rule, Severity, diag, register
 __all__ = [
     "CHECK_FAILED",
     "FreezeLintError",
+    "StepWatch",
     "assert_ok",
     "check",
     "describe_model",
@@ -83,6 +84,9 @@ class _Ctx:
     path: str
     names: dict[int, str] = field(default_factory=dict)
     out: list[Diagnostic] = field(default_factory=list)
+    # Run mode: only this optimizer's frozen tensors count for FZ301/FZ302 (the others are
+    # checked when they step: CycleGAN freezes D while G's optimizer steps).
+    stepping: Optimizer | None = None
 
     def name(self, p: torch.Tensor, where: str = "") -> str:
         found = self.names.get(id(p))
@@ -352,6 +356,8 @@ def _why_it_moves(opt: Optimizer, group: dict[str, Any], p: torch.Tensor) -> str
 def _check_frozen_in_optimizer(ctx: _Ctx) -> None:
     seen: set[int] = set()
     for oi, opt in enumerate(ctx.optimizers):
+        if ctx.stepping is not None and opt is not ctx.stepping:
+            continue
         oname = type(opt).__name__
         for gi, group in enumerate(opt.param_groups):
             for p in group["params"]:
@@ -975,8 +981,13 @@ FROZEN_CHANGED = register(
         Severity.ERROR,
         "A frozen parameter changed during the observed training steps.",
         what="""
-Used by ``freezedsl lint train.py --steps N``: every frozen parameter is copied at the
-first ``optimizer.step()``, training runs N steps, and the copies are compared.
+Used by ``freezedsl lint train.py --steps N``: around every ``optimizer.step()`` of the
+first N steps, the optimizer's tensors that have ``requires_grad=False`` when the step
+starts are copied and compared when it returns. A change is reported with the tensor's
+name and the step number, so a freeze added mid-training (stale gradients, momentum,
+weight decay) is caught at the step it goes wrong. Changes made outside ``step()`` (an
+EMA teacher updated under ``no_grad``) and tensors unfrozen on a schedule are not
+findings. ``snapshot_frozen``/``frozen_changes`` compare a whole window instead.
 """,
         why="""
 Whatever the mechanism (optimizer momentum, weight decay, a manual in-place update,
@@ -1043,6 +1054,70 @@ def frozen_changes(
     return out
 
 
+class StepWatch:
+    """Watches every ``optimizer.step()``: a tensor frozen when the step starts must not move.
+
+    Only the stepping optimizer's own tensors that have ``requires_grad=False`` at the
+    start of the step are copied (nothing at all for correct code), so changes made
+    outside ``step()`` (an EMA/momentum teacher updated under ``no_grad``) and tensors
+    unfrozen on a schedule (they are trainable when their step starts) are never
+    reported. One FZ311 per tensor, at the first step that moved it.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], path: str, budget_bytes: int) -> None:
+        ctx, _ = _context(list(models), [], path)
+        self.names = ctx.names
+        self.path = path
+        self.budget = budget_bytes
+        self.reported: set[int] = set()
+        self.skipped = 0  # frozen tensors not copied (budget)
+        self.open: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def start(self, opt: Optimizer) -> None:
+        """Copy the optimizer's tensors that are frozen as this step starts."""
+        spent, copies = 0, []
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if p.requires_grad or _lazy(p) or id(p) in self.reported:
+                    continue
+                size = p.numel() * p.element_size()
+                if spent + size > self.budget:
+                    self.skipped += 1
+                    continue
+                spent += size
+                copies.append((p, p.detach().to("cpu", copy=True)))
+        self.open[id(opt)] = copies
+
+    def finish(self, opt: Optimizer, step: int) -> list[Diagnostic]:
+        """FZ311 for each tensor that was frozen when the step started and moved in it."""
+        out: list[Diagnostic] = []
+        with torch.no_grad():
+            for p, before in self.open.pop(id(opt), []):
+                now = p.detach().to("cpu")
+                if now.shape != before.shape:
+                    delta = float("inf")
+                else:
+                    delta = float((now.double() - before.double()).abs().max()) if now.numel() else 0.0
+                if delta <= 0:
+                    continue
+                self.reported.add(id(p))
+                name = self.names.get(id(p)) or f"<tensor {tuple(p.shape)}, not in the model>"
+                out.append(
+                    diag(
+                        FROZEN_CHANGED,
+                        f"frozen parameter {name} changed in optimizer step {step} of "
+                        f"{type(opt).__name__} (max abs change {delta:.3g}); it had "
+                        "requires_grad=False when the step started, so a stale .grad, "
+                        "momentum or weight decay moved it; keep frozen parameters out of "
+                        "the optimizer and set their .grad to None",
+                        self.path,
+                        obj=name,
+                        extra={"max_abs_change": delta, "step": step},
+                    )
+                )
+        return out
+
+
 # --------------------------------------------------------------------------- API
 
 _CHECKS = (
@@ -1076,12 +1151,16 @@ def check(
     optimizer: Optimizer | Sequence[Optimizer] | None = None,
     *,
     path: str = "<runtime>",
+    stepping: Optimizer | None = None,
 ) -> list[Diagnostic]:
     """Run every FZ3xx check on live models and optimizers; reads state, changes nothing.
 
     With several models, parameter names are prefixed with the model's class name.
+    ``stepping`` (run mode) limits FZ301/FZ302 to the optimizer about to step: another
+    optimizer may hold tensors frozen on purpose while this one steps (GAN alternation).
     """
     ctx, failed = _context(_as_list(model), _as_list(optimizer), path)
+    ctx.stepping = stepping
     with torch.no_grad():
         for run in _CHECKS:
             before = len(ctx.out)

@@ -82,7 +82,7 @@ def test_leaky_script_moves_frozen_params_over_steps(capfd: pytest.CaptureFixtur
     moved = [d for d in result.diagnostics if d.code == "FZ311"]
     assert {d.obj for d in moved} == {"0.weight", "0.bias"}
     assert all(float(str(d.extra["max_abs_change"])) > 0 for d in moved)
-    assert "3 optimizer step" in moved[0].message
+    assert "changed in optimizer step 1 of SGD" in moved[0].message
     out, err = capfd.readouterr()
     # The script's prints pass through to stderr; stdout stays clean for lint output.
     assert "step 0 loss" in err and "step 1 loss" in err and "step 2 loss" not in err
@@ -94,7 +94,7 @@ def test_script_ending_before_the_requested_steps() -> None:
     assert result.exit_code == 0 and not result.stopped_at_step and result.crashed is None
     moved = [d for d in result.diagnostics if d.code == "FZ311"]
     assert {d.obj for d in moved} == {"0.weight", "0.bias"}
-    assert "during 20 optimizer step" in moved[0].message
+    assert all("changed in optimizer step 1 of SGD" in d.message for d in moved)
 
 
 def test_correct_twin_is_clean() -> None:
@@ -210,3 +210,18 @@ def test_half_built_module_in_the_process_is_skipped() -> None:
     assert result.crashed is None and result.stopped_at_step
     assert result.diagnostics == []
     assert result.models == ["Sequential (58 params, 18 trainable)"]
+
+
+@pytest.mark.slow
+def test_every_step_is_watched() -> None:
+    """Issue 12: a freeze added mid-training is caught at the step that moves it; GAN
+    alternation, an EMA teacher and gradual unfreezing are not findings."""
+    bug = run("watch.py", "midfreeze", steps=5)
+    moved = [d for d in bug.diagnostics if d.code == "FZ311"]
+    assert {d.obj for d in moved} == {"0.weight", "0.bias"}
+    assert {d.extra["step"] for d in moved} == {3}
+    assert all("changed in optimizer step 3 of SGD" in d.message for d in moved)
+    assert run("watch.py", "midfreeze-ok", steps=5).diagnostics == []
+    ok = run("watch.py", "ok", steps=5)
+    assert ok.stopped_at_step and ok.crashed is None
+    assert [(d.code, d.obj) for d in ok.diagnostics] == []

@@ -596,3 +596,34 @@ def test_crashing_check_is_fz003_and_the_others_still_report(
     want = "check 'norm-stats-drift' did not run: KeyError: 'params'; its findings are missing"
     assert fz003 == [want + " from this report"]
     assert {d.code for d in found} - {"FZ003"} == {d.code for d in clean}
+
+
+def test_stepping_limits_fz301_to_the_optimizer_about_to_step() -> None:
+    """CycleGAN: D is frozen on purpose while G's optimizer steps."""
+    g, d = nn.Linear(4, 4), nn.Linear(4, 1)
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    d.requires_grad_(False)
+    assert {x.code for x in runtime.check([g, d], [opt_g, opt_d])} == {"FZ301"}
+    assert runtime.check([g, d], [opt_g, opt_d], stepping=opt_g) == []
+    stepping_d = runtime.check([g, d], [opt_g, opt_d], stepping=opt_d)
+    assert {x.obj for x in stepping_d if x.code == "FZ301"} == {"Linear1.weight", "Linear1.bias"}
+
+
+def test_step_watch_reports_a_step_that_moves_a_frozen_tensor() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    teacher = nn.Linear(3, 3).requires_grad_(False)
+    watch = runtime.StepWatch([model], "t.py", budget_bytes=1 << 20)
+    found: list[Diagnostic] = []
+    for step in (1, 2, 3):
+        if step == 2:
+            model[0].requires_grad_(False)  # stale zero grads + momentum keep moving it
+        opt.zero_grad(set_to_none=False)
+        model(torch.randn(4, 3)).sum().backward()
+        watch.start(opt)
+        opt.step()
+        with torch.no_grad():  # an EMA update outside step() is not the optimizer's doing
+            teacher.weight.mul_(0.5)
+        found += watch.finish(opt, step)
+    assert [(d.obj, d.extra["step"]) for d in found] == [("0.weight", 2), ("0.bias", 2)]
+    assert "changed in optimizer step 2 of SGD" in found[0].message
