@@ -85,7 +85,10 @@ $ freezedsl rule --all                       # list every code
   is stepping, each optimizer when it first steps, and again after `add_param_group`.
   If the script crashes before its first step (an all-frozen model fails in
   `backward()`), the optimizers it built are checked then and reported with the crash.
-  A check that fails internally is reported as FZ003, never as a pass.
+  A check that fails internally is reported as FZ003, never as a pass. Runtime
+  findings are shown one per mistake: the tensors of one rule under one top-level
+  module become one line (`layer1 (60 tensors): frozen parameter layer1.0.conv1.weight
+  is in SGD ...`); `--verbose` and `--format json` list every tensor.
   The runtime findings are merged into the report. If the
   script crashes or exits non-zero, one line on stderr says so
   (`train.py exited with code 3`, `train.py crashed: ValueError: ... (train.py:12)`)

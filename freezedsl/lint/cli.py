@@ -26,6 +26,7 @@ from freezedsl.errors import FreezeError, UsageError
 from freezedsl.fsutil import atomic_write_text, check_target
 from freezedsl.lint import runner
 from freezedsl.lint.config import LintConfig, all_codes, load_config, parse_codes
+from freezedsl.lint.grouping import group_runtime
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
 from freezedsl.lint.supervise import Terminated, fatal_signals_raise
@@ -219,6 +220,12 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 @click.option("--show-source", is_flag=True, help="Show the offending source line.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only (no summary or notes).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List every tensor of a runtime finding (text output groups them by module).",
+)
 @click.pass_context
 @_guarded
 def lint_command(
@@ -242,6 +249,7 @@ def lint_command(
     show_source: bool,
     exit_zero: bool,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Lint .frz rule files and Python training code; run a training script to check it live.
 
@@ -299,6 +307,8 @@ def lint_command(
             rules=rules,
         )
 
+    if not verbose and fmt != "json" and not statistics:  # one finding per mistake
+        report.diagnostics = group_runtime(report.diagnostics)
     text = render(
         report,
         fmt,

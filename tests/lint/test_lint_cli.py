@@ -609,3 +609,22 @@ def test_pre_commit_hooks() -> None:
     assert "id: freezedsl-lint" in text and "entry: freezedsl lint --no-run" in text
     assert "id: freezedsl-fmt" in text and "entry: freezedsl fmt --check" in text
     assert r"files: \.(py|frz)$" in text and r"files: \.frz$" in text
+
+
+def test_runtime_findings_grouped_unless_verbose_or_json(fakes: Fakes) -> None:
+    """One finding per mistake in text; --verbose and JSON list every tensor (issue 12)."""
+    write("train.py")
+    names = [f"layer1.{i}.conv.weight" for i in range(5)]
+    fakes.run = FakeRun(
+        diagnostics=[Diagnostic("FZ301", f"frozen parameter {n} is in SGD", "train.py", obj=n) for n in names],
+        exit_code=None,
+        stopped_at_step=True,
+    )
+    grouped = lint("train.py")
+    lines = [ln for ln in grouped.stdout.splitlines() if "FZ301" in ln]
+    assert len(lines) == 1 and "layer1 (5 tensors): frozen parameter layer1.0.conv.weight" in lines[0]
+    assert grouped.exit_code == 1
+    verbose = lint("--verbose", "train.py")
+    assert sum("FZ301" in ln for ln in verbose.stdout.splitlines()) == 5
+    data = json.loads(lint("--format", "json", "train.py").stdout)
+    assert sorted(item["object"] for item in data if item["code"] == "FZ301") == names
