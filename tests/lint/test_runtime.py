@@ -514,7 +514,7 @@ def test_ddp_built_before_freeze(gloo: None) -> None:
 def test_ddp_large_model_falls_back_to_counts(gloo: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    monkeypatch.setattr(runtime, "_DDP_BUCKET_BUDGET_BYTES", 0)
+    monkeypatch.setattr(runtime.distributed, "_DDP_BUCKET_BUDGET_BYTES", 0)
     model = mlp()
     ddp = DDP(model)
     assert not codes(runtime.check(ddp), "FZ308")
