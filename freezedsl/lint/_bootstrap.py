@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 _OPTIM_MODULE = "torch.optim.optimizer"
+_ACCELERATE_MODULE = "accelerate.accelerator"
 # Frozen parameters copied for --steps are capped here (CPU memory).
 SNAPSHOT_BUDGET_BYTES = 2 << 30
 
@@ -73,6 +74,8 @@ class _Session:
         self.watch: Any = None  # runtime.StepWatch during the --steps window
         self.group_sizes: list[tuple[int, ...]] = []  # param groups when last checked
         self.stepped: set[int] = set()  # id() of optimizers checked at their first step
+        # Models passed to accelerate's Accelerator.prepare and their requires_grad then.
+        self.prepared: list[tuple[weakref.ref[Any], dict[int, bool]]] = []
         self.diagnostics: list[dict[str, Any]] = []
         self.models: list[str] = []
         self.optimizer_names: list[str] = []
@@ -200,6 +203,7 @@ class _Session:
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
         found = runtime.check(models, opts, path=self.script, stepping=opt)
+        found += self.prepare_findings()
         self.diagnostics = [_to_json(d) for d in found]
         self.group_sizes = _group_sizes(opts)
         self.stepped = {id(opt)}
@@ -227,6 +231,17 @@ class _Session:
         if len(opts) > len(self.optimizer_names):
             self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
 
+    def prepare_findings(self) -> list[Any]:
+        """FZ314 for prepared models whose requires_grad changed since prepare()."""
+        from freezedsl.lint.runtime.distributed import changed_since_prepare
+
+        out: list[Any] = []
+        for ref, recorded in self.prepared:
+            model = ref()
+            if model is not None:
+                out += changed_since_prepare(model, recorded, self.script)
+        return out
+
     def check_on_crash(self) -> None:
         """The script crashed before its first step: check the optimizers it built.
 
@@ -241,12 +256,17 @@ class _Session:
         models = find_models(opts)
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
-        self.diagnostics = [_to_json(d) for d in runtime.check(models, opts, path=self.script)]
+        found = runtime.check(models, opts, path=self.script) + self.prepare_findings()
+        self.diagnostics = [_to_json(d) for d in found]
         self.checked = True
         self.notes.append("checked when the script crashed, before its first optimizer.step()")
 
     def compare(self) -> None:
-        """End of the watch: note frozen tensors the copy budget left out."""
+        """End of the watch: a freeze after prepare() (FZ314); tensors not copied."""
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in self.prepare_findings():
+            if (d.code, d.obj) not in seen:
+                self.diagnostics.append(_to_json(d))
         if self.watch is not None and self.watch.skipped:
             self.notes.append(
                 f"{self.watch.skipped} frozen tensor copies were skipped "
@@ -483,13 +503,14 @@ def _install(module: types.ModuleType, session: _Session) -> None:
 class _Watcher(importlib.abc.MetaPathFinder):
     """Installs the hooks right after ``torch.optim.optimizer`` has executed."""
 
-    def __init__(self, on_load: Callable[[types.ModuleType], None]) -> None:
+    def __init__(self, fullname: str, on_load: Callable[[types.ModuleType], None]) -> None:
+        self.fullname = fullname
         self.on_load = on_load
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _OPTIM_MODULE:
+        if fullname != self.fullname:
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
@@ -507,12 +528,42 @@ class _Watcher(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _install_accelerate(module: types.ModuleType, session: _Session) -> None:
+    """Record what each model looks like when ``Accelerator.prepare`` wraps it (FZ314)."""
+    accelerator = getattr(module, "Accelerator", None)
+    original = getattr(accelerator, "prepare", None)
+    if accelerator is None or original is None:
+        return
+
+    @functools.wraps(original)
+    def prepare(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            from torch import nn
+
+            from freezedsl.lint.runtime.distributed import requires_grad_at
+
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, nn.Module):
+                    session.prepared.append((weakref.ref(arg), requires_grad_at(arg)))
+        except Exception:  # noqa: BLE001 - never break the script's prepare()
+            traceback.print_exc()
+        return original(self, *args, **kwargs)
+
+    accelerator.prepare = prepare
+
+
 def _arm(session: _Session) -> None:
-    loaded = sys.modules.get(_OPTIM_MODULE)
-    if loaded is not None:
-        _install(loaded, session)
-    else:
-        sys.meta_path.insert(0, _Watcher(lambda m: _install(m, session)))
+    for name, install in (
+        (_OPTIM_MODULE, _install),
+        (_ACCELERATE_MODULE, _install_accelerate),
+    ):
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            install(loaded, session)
+        else:
+            sys.meta_path.insert(
+                0, _Watcher(name, functools.partial(lambda i, m: i(m, session), install))
+            )
 
 
 def _restore_environment() -> str | None:

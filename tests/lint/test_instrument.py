@@ -225,3 +225,15 @@ def test_every_step_is_watched() -> None:
     ok = run("watch.py", "ok", steps=5)
     assert ok.stopped_at_step and ok.crashed is None
     assert [(d.code, d.obj) for d in ok.diagnostics] == []
+
+
+@pytest.mark.slow
+def test_freeze_after_accelerate_prepare() -> None:
+    """Issue 16.3: accelerator.prepare() is treated like DDP wrapping (FZ314)."""
+    pytest.importorskip("accelerate")
+    bad = run("accel.py", "after", steps=2)
+    assert bad.crashed is None
+    fz314 = [d for d in bad.diagnostics if d.code == "FZ314"]
+    assert len(fz314) == 1 and "2 frozen (0.weight, 0.bias)" in fz314[0].message
+    good = run("accel.py", "before", steps=2)
+    assert good.crashed is None and good.diagnostics == []

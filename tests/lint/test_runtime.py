@@ -627,3 +627,16 @@ def test_step_watch_reports_a_step_that_moves_a_frozen_tensor() -> None:
         found += watch.finish(opt, step)
     assert [(d.obj, d.extra["step"]) for d in found] == [("0.weight", 2), ("0.bias", 2)]
     assert "changed in optimizer step 2 of SGD" in found[0].message
+
+
+def test_changed_since_prepare_is_one_finding_per_model() -> None:
+    from freezedsl.lint.runtime.distributed import changed_since_prepare, requires_grad_at
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    recorded = requires_grad_at(model)
+    assert changed_since_prepare(model, recorded, "t.py") == []  # nothing changed: clean
+    model[0].requires_grad_(False)
+    found = changed_since_prepare(model, recorded, "t.py")
+    assert [(d.code, d.obj) for d in found] == [("FZ314", "Sequential")]
+    assert "2 frozen (0.weight, 0.bias)" in found[0].message
+    assert RULES["FZ314"].name == "freeze-after-accelerate-prepare"

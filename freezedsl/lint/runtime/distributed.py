@@ -9,10 +9,11 @@ from typing import cast
 import torch
 from torch import nn
 
-from freezedsl.lint.registry import Rule, Severity, register
+from freezedsl.lint.registry import Diagnostic, Rule, Severity, diag, register
 from freezedsl.lint.runtime._context import (
     _Ctx,
     _numel,
+    _unwrap,
 )
 
 # DDP's bucket view allocates a zero copy of all gradients; above this we compare counts.
@@ -307,3 +308,78 @@ def _check_reentrant(ctx: _Ctx) -> None:
 
 def _lists(mod: nn.Module) -> bool:
     return any(isinstance(c, nn.ModuleList) for c in mod.children())
+
+
+# --------------------------------------------------------------------------- FZ314
+
+FROZEN_AFTER_PREPARE = register(
+    Rule(
+        "FZ314",
+        "freeze-after-accelerate-prepare",
+        Severity.ERROR,
+        "requires_grad changed after the model went through accelerator.prepare().",
+        what="""
+Reported by ``freezedsl lint train.py ...`` when a model passed to Hugging Face
+Accelerate's ``accelerator.prepare(...)`` has parameters whose ``requires_grad`` differs,
+at the first ``optimizer.step()``, from what it was when ``prepare`` ran.
+""",
+        why="""
+``prepare`` wraps the model like DDP (or FSDP/DeepSpeed) in multi-process runs: the
+wrapper records which tensors are trainable when it is built, so a later freeze leaves
+the reducer waiting for gradients that never come ("Expected to have finished reduction
+in the prior iteration"), or the engine keeps updating the frozen tensors. A
+single-process run hides the mistake until the job is launched on several GPUs.
+""",
+        example="""
+model, optimizer = accelerator.prepare(model, optimizer)
+model.backbone.requires_grad_(False)
+""",
+        use_instead="""
+model.backbone.requires_grad_(False)
+optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+model, optimizer = accelerator.prepare(model, optimizer)
+""",
+    )
+)
+
+
+def requires_grad_at(model: nn.Module) -> dict[int, bool]:
+    """``{id(param): requires_grad}``: what a wrapper built now would record."""
+    return {id(p): p.requires_grad for p in model.parameters()}
+
+
+def changed_since_prepare(
+    model: nn.Module, recorded: dict[int, bool], path: str
+) -> list[Diagnostic]:
+    """FZ314 (one finding per model) when requires_grad changed since ``prepare``."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    frozen: list[str] = []
+    unfrozen: list[str] = []
+    for p in model.parameters():
+        was = recorded.get(id(p))
+        if was is None or was == p.requires_grad:
+            continue
+        (frozen if was else unfrozen).append(names.get(id(p), "?"))
+    if not frozen and not unfrozen:
+        return []
+    what = []
+    if frozen:
+        what.append(
+            f"{len(frozen)} frozen ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''})"
+        )
+    if unfrozen:
+        what.append(
+            f"{len(unfrozen)} unfrozen ({', '.join(unfrozen[:3])}{', ...' if len(unfrozen) > 3 else ''})"
+        )
+    label = type(_unwrap(model)[0]).__name__
+    return [
+        diag(
+            FROZEN_AFTER_PREPARE,
+            f"{label} went through accelerator.prepare() and then had {' and '.join(what)} "
+            "tensors change requires_grad; freeze before building the optimizer and before "
+            "accelerator.prepare()",
+            path,
+            obj=label,
+            extra={"frozen": frozen, "unfrozen": unfrozen},
+        )
+    ]
