@@ -89,6 +89,11 @@ $ freezedsl rule --all                       # list every code
   findings are shown one per mistake: the tensors of one rule under one top-level
   module become one line (`layer1 (60 tensors): frozen parameter layer1.0.conv1.weight
   is in SGD ...`); `--verbose` and `--format json` list every tensor.
+  Measured on 11 real-style training scripts (argparse, DataLoader workers, CPU bf16
+  autocast with GradScaler, Lightning with BaseFinetuning, CycleGAN alternation, a MoCo
+  EMA teacher, `freezedsl.Schedule`, Accelerate, torch.compile) and 7 bug twins under `--steps 3`:
+  every correct script has 0 runtime findings and every bug is caught
+  (benchmarks/results/run_mode.md, 4-7 s a run on 2 CPU cores).
   The runtime findings are merged into the report. If the
   script crashes or exits non-zero, one line on stderr says so
   (`train.py exited with code 3`, `train.py crashed: ValueError: ... (train.py:12)`)
