@@ -74,8 +74,27 @@ $ freezedsl rule --all                       # list every code
   and a `--` before it ends freezedsl's options. For safety a literal `--no-run`
   anywhere before a `--` always selects the static form, so nothing is executed;
   to hand `--no-run` to the script, write `freezedsl lint train.py -- --no-run`.
-  With `--steps N` the run is stopped after N optimizer steps and frozen parameters
-  are checked to be unchanged. The runtime findings are merged into the report. If the
+  Without `--steps` the model and optimizer checks run at the first `optimizer.step()`
+  and the run is stopped there. With `--steps N` the run goes on for N steps and
+  **every** `optimizer.step()` is watched: a parameter that has `requires_grad=False`
+  when a step starts and is changed by that step is reported (FZ311) with its name and
+  the step number, so a freeze added mid-training with stale gradients or momentum is
+  caught. Changes made outside `step()` (an EMA teacher updated under `no_grad`),
+  parameters unfrozen on a schedule and a GAN discriminator frozen while the
+  generator's optimizer steps are not findings: FZ301/FZ302 look at the optimizer that
+  is stepping, each optimizer when it first steps, and again after `add_param_group`.
+  If the script crashes before its first step (an all-frozen model fails in
+  `backward()`), the optimizers it built are checked then and reported with the crash.
+  A check that fails internally is reported as FZ003, never as a pass. Runtime
+  findings are shown one per mistake: the tensors of one rule under one top-level
+  module become one line (`layer1 (60 tensors): frozen parameter layer1.0.conv1.weight
+  is in SGD ...`); `--verbose` and `--format json` list every tensor.
+  Measured on 11 real-style training scripts (argparse, DataLoader workers, CPU bf16
+  autocast with GradScaler, Lightning with BaseFinetuning, CycleGAN alternation, a MoCo
+  EMA teacher, `freezedsl.Schedule`, Accelerate, torch.compile) and 7 bug twins under `--steps 3`:
+  every correct script has 0 runtime findings and every bug is caught
+  (benchmarks/results/run_mode.md, 4-7 s a run on 2 CPU cores).
+  The runtime findings are merged into the report. If the
   script crashes or exits non-zero, one line on stderr says so
   (`train.py exited with code 3`, `train.py crashed: ValueError: ... (train.py:12)`)
   and the exit code is 1 even with `--exit-zero`; stopping it after `--steps` or at

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 _OPTIM_MODULE = "torch.optim.optimizer"
+_ACCELERATE_MODULE = "accelerate.accelerator"
 # Frozen parameters copied for --steps are capped here (CPU memory).
 SNAPSHOT_BUDGET_BYTES = 2 << 30
 
@@ -70,7 +71,11 @@ class _Session:
         self.checked = False
         self.primary: int | None = None  # id() of the optimizer whose steps are counted
         self.done_steps = 0
-        self.snapshot: dict[str, Any] | None = None
+        self.watch: Any = None  # runtime.StepWatch during the --steps window
+        self.group_sizes: list[tuple[int, ...]] = []  # param groups when last checked
+        self.stepped: set[int] = set()  # id() of optimizers checked at their first step
+        # Models passed to accelerate's Accelerator.prepare and their requires_grad then.
+        self.prepared: list[tuple[weakref.ref[Any], dict[int, bool]]] = []
         self.diagnostics: list[dict[str, Any]] = []
         self.models: list[str] = []
         self.optimizer_names: list[str] = []
@@ -123,7 +128,7 @@ class _Session:
         self.worker = True
         self.lock = threading.Lock()
         self.depth = {}
-        self.checked, self.primary, self.done_steps, self.snapshot = False, None, 0, None
+        self.checked, self.primary, self.done_steps, self.watch = False, None, 0, None
 
     def merge(self, other: dict[str, Any]) -> None:
         """Take a worker's findings as this run's (the main process did not step itself)."""
@@ -150,35 +155,44 @@ class _Session:
             self.become_worker()
         depth = self.depth.get(id(opt), 0) + 1
         self.depth[id(opt)] = depth
-        if depth > 1 or self.checked:  # a subclass's step() calling super().step()
+        if depth > 1:  # a subclass's step() calling super().step()
             return
-        self.checked = True
         try:
-            self._first_step(opt)
+            if not self.checked:
+                self.checked = True
+                self._first_step(opt)
+                if self.steps <= 0:
+                    self.stop()
+                # Progress for the parent in case the run is cut short during the N steps.
+                self.write(final=False, exit_code=None, stopped=False, crashed=None)
+            elif self.watch is not None:
+                self._recheck_if_groups_changed(opt)
+            if self.watch is not None:
+                self.watch.start(opt)
         except Exception as exc:  # noqa: BLE001 - our bug must not look like the script's
             traceback.print_exc()
             self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
-        if self.steps <= 0:
-            self.stop()
-        # Progress for the parent in case the run is cut short during the N steps.
-        self.write(final=False, exit_code=None, stopped=False, crashed=None)
 
     def post_step(self, opt: Any, args: object, kwargs: object) -> None:
         if os.getpid() != self.pid:
             return
         depth = self.depth.get(id(opt), 1) - 1
         self.depth[id(opt)] = depth
-        if depth > 0 or id(opt) != self.primary:
+        if depth > 0 or self.watch is None:
+            return
+        try:
+            found = self.watch.finish(opt, self.done_steps + 1)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
+        self.diagnostics += [_to_json(d) for d in found]
+        if id(opt) != self.primary:
             return
         self.done_steps += 1
         if self.done_steps < self.steps:
             self.write(final=False, exit_code=None, stopped=False, crashed=None)
         else:
-            try:
-                self.compare()
-            except Exception as exc:  # noqa: BLE001
-                traceback.print_exc()
-                self.stop(crashed=f"freezedsl internal error: {_one_line(exc, None)}")
+            self.compare()
             self.stop()
 
     def _first_step(self, opt: Any) -> None:
@@ -188,26 +202,81 @@ class _Session:
         models = find_models(opts)
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
-        found = runtime.check(models, opts, path=self.script)
+        found = runtime.check(models, opts, path=self.script, stepping=opt)
+        found += self.prepare_findings()
         self.diagnostics = [_to_json(d) for d in found]
+        self.group_sizes = _group_sizes(opts)
+        self.stepped = {id(opt)}
         if self.steps > 0:
             self.primary = id(opt)
-            self.snapshot = runtime.snapshot_frozen(models, budget_bytes=SNAPSHOT_BUDGET_BYTES)
-            frozen = sum(1 for m in models for p in m.parameters() if not p.requires_grad)
-            if len(self.snapshot) < frozen:
-                self.notes.append(
-                    f"only {len(self.snapshot)} of {frozen} frozen tensors were compared "
-                    f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB)"
-                )
+            self.watch = runtime.StepWatch(models, self.script, SNAPSHOT_BUDGET_BYTES)
 
-    def compare(self) -> None:
-        if self.snapshot is None:
+    def _recheck_if_groups_changed(self, opt: Any) -> None:
+        """Recheck when an optimizer steps for the first time or ``add_param_group``
+        (gradual unfreezing) changed what the optimizers hold; new findings only."""
+        from freezedsl.lint import runtime
+
+        opts = self.live_optimizers(opt)
+        sizes = _group_sizes(opts)
+        if sizes == self.group_sizes and id(opt) in self.stepped:
+            return
+        self.group_sizes = sizes
+        self.stepped.add(id(opt))
+        models = find_models(opts)
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in runtime.check(models, opts, path=self.script, stepping=opt):
+            if (d.code, d.obj) not in seen:
+                seen.add((d.code, d.obj))
+                self.diagnostics.append(_to_json(d))
+        if len(opts) > len(self.optimizer_names):
+            self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
+
+    def prepare_findings(self) -> list[Any]:
+        """FZ314 for prepared models whose requires_grad changed since prepare()."""
+        from freezedsl.lint.runtime.distributed import changed_since_prepare
+
+        out: list[Any] = []
+        for ref, recorded in self.prepared:
+            model = ref()
+            if model is not None:
+                out += changed_since_prepare(model, recorded, self.script)
+        return out
+
+    def check_on_crash(self) -> None:
+        """The script crashed before its first step: check the optimizers it built.
+
+        An all-frozen model crashes at ``backward()`` ("does not require grad"), which is
+        exactly when FZ304/FZ305 explain why; the crash is reported too.
+        """
+        opts = [o for o in (r() for r in self.optimizers) if o is not None]
+        if self.checked or not opts:
             return
         from freezedsl.lint import runtime
 
-        changed = runtime.frozen_changes(self.snapshot, steps=self.done_steps, path=self.script)
-        self.diagnostics += [_to_json(d) for d in changed]
-        self.snapshot = None
+        models = find_models(opts)
+        self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
+        self.models = [runtime.describe_model(m) for m in models]
+        found = runtime.check(models, opts, path=self.script) + self.prepare_findings()
+        self.diagnostics = [_to_json(d) for d in found]
+        self.checked = True
+        self.notes.append("checked when the script crashed, before its first optimizer.step()")
+
+    def compare(self) -> None:
+        """End of the watch: a freeze after prepare() (FZ314); tensors not copied."""
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in self.prepare_findings():
+            if (d.code, d.obj) not in seen:
+                self.diagnostics.append(_to_json(d))
+        if self.watch is not None and self.watch.skipped:
+            self.notes.append(
+                f"{self.watch.skipped} frozen tensor copies were skipped "
+                f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB per step)"
+            )
+        self.watch = None
+
+
+def _group_sizes(opts: Sequence[Any]) -> list[tuple[int, ...]]:
+    return [tuple(len(g["params"]) for g in o.param_groups) for o in opts]
 
 
 def _to_json(d: Any) -> dict[str, Any]:
@@ -238,13 +307,19 @@ def find_models(optimizers: Sequence[Any]) -> list[Any]:
                 order.setdefault(id(p), len(order))
     gc.collect()
     # type(), not isinstance(): lazy proxies in gc answer __class__ with warnings or errors.
-    modules = [o for o in gc.get_objects() if issubclass(type(o), nn.Module)]
+    from freezedsl.lint.runtime import built
+
+    # Half-built modules (their __init__ raised before nn.Module.__init__) are skipped.
+    modules = [o for o in gc.get_objects() if issubclass(type(o), nn.Module) and built(o)]
     children = {id(c) for m in modules for c in m._modules.values() if c is not None}
     found: list[tuple[int, Any]] = []
     for m in modules:
         if id(m) in children:
             continue
-        first = min((order[id(p)] for p in m.parameters() if id(p) in order), default=None)
+        try:
+            first = min((order[id(p)] for p in m.parameters() if id(p) in order), default=None)
+        except Exception:  # noqa: BLE001 - parameters() raises: keep it, check() says FZ003
+            first = len(order)
         if first is not None:
             found.append((first, m))
     found.sort(key=lambda t: t[0])
@@ -347,7 +422,9 @@ def _share_with_workers(session: _Session, root: str | None) -> None:
     )
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = shim + (os.pathsep + old if old else "")
-    threading.Thread(target=_watch_workers, args=(session,), name="freezedsl-workers", daemon=True).start()
+    threading.Thread(
+        target=_watch_workers, args=(session,), name="freezedsl-workers", daemon=True
+    ).start()
 
 
 def _worker_results(session: _Session) -> list[dict[str, Any]]:
@@ -406,7 +483,6 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-
 # ---------------------------------------------------------------------- installing hooks
 
 
@@ -427,13 +503,14 @@ def _install(module: types.ModuleType, session: _Session) -> None:
 class _Watcher(importlib.abc.MetaPathFinder):
     """Installs the hooks right after ``torch.optim.optimizer`` has executed."""
 
-    def __init__(self, on_load: Callable[[types.ModuleType], None]) -> None:
+    def __init__(self, fullname: str, on_load: Callable[[types.ModuleType], None]) -> None:
+        self.fullname = fullname
         self.on_load = on_load
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _OPTIM_MODULE:
+        if fullname != self.fullname:
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
@@ -451,12 +528,42 @@ class _Watcher(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _install_accelerate(module: types.ModuleType, session: _Session) -> None:
+    """Record what each model looks like when ``Accelerator.prepare`` wraps it (FZ314)."""
+    accelerator = getattr(module, "Accelerator", None)
+    original = getattr(accelerator, "prepare", None)
+    if accelerator is None or original is None:
+        return
+
+    @functools.wraps(original)
+    def prepare(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            from torch import nn
+
+            from freezedsl.lint.runtime.distributed import requires_grad_at
+
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, nn.Module):
+                    session.prepared.append((weakref.ref(arg), requires_grad_at(arg)))
+        except Exception:  # noqa: BLE001 - never break the script's prepare()
+            traceback.print_exc()
+        return original(self, *args, **kwargs)
+
+    accelerator.prepare = prepare
+
+
 def _arm(session: _Session) -> None:
-    loaded = sys.modules.get(_OPTIM_MODULE)
-    if loaded is not None:
-        _install(loaded, session)
-    else:
-        sys.meta_path.insert(0, _Watcher(lambda m: _install(m, session)))
+    for name, install in (
+        (_OPTIM_MODULE, _install),
+        (_ACCELERATE_MODULE, _install_accelerate),
+    ):
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            install(loaded, session)
+        else:
+            sys.meta_path.insert(
+                0, _Watcher(name, functools.partial(lambda i, m: i(m, session), install))
+            )
 
 
 def _restore_environment() -> str | None:
@@ -544,6 +651,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - report the script's crash like Python would
         _print_traceback(exc)
         exit_code, crashed = 1, _one_line(exc, script)
+        with session.lock:  # the traceback still holds the script's model and optimizer
+            try:
+                session.check_on_crash()
+            except Exception:  # noqa: BLE001 - the script's crash stays the headline
+                traceback.print_exc()
     with session.lock:
         if session.checked:
             session.compare()

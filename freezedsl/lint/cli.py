@@ -32,6 +32,7 @@ from freezedsl.errors import (
 from freezedsl.fsutil import atomic_write_text, check_target
 from freezedsl.lint import runner
 from freezedsl.lint.config import ConfigResolver, all_codes, load_config, parse_codes
+from freezedsl.lint.grouping import group_runtime
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
 from freezedsl.lint.supervise import Terminated, fatal_signals_raise
@@ -247,6 +248,12 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 @click.option("--show-source", is_flag=True, help="Show the offending source line.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only (no summary or notes).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List every tensor of a runtime finding (text output groups them by module).",
+)
 @click.pass_context
 @_guarded
 def lint_command(
@@ -270,6 +277,7 @@ def lint_command(
     show_source: bool,
     exit_zero: bool,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Lint .frz rule files and Python training code; run a training script to check it live.
 
@@ -341,6 +349,8 @@ def lint_command(
             rules=rules,
         )
 
+    if not verbose and fmt != "json" and not statistics:  # one finding per mistake
+        report.diagnostics = group_runtime(report.diagnostics)
     text = render(
         report,
         fmt,
@@ -396,10 +406,12 @@ def _describe_run(run: runner.RunSummary) -> str:
         noun = kind if len(names) == 1 else kind + "s"
         return f"{len(names)} {noun}" + (f" ({', '.join(names)})" if names else "")
 
-    if run.stopped_at_step:
-        how = "stopped after the requested steps"
-    elif run.timed_out:
+    if run.timed_out:
         how = "stopped at the timeout (not finished)"
+    elif run.stopped_at_step and run.steps > 0:
+        how = f"stopped after the requested {run.steps} steps"
+    elif run.stopped_at_step:
+        how = "stopped at its first optimizer.step() (no --steps)"
     elif run.exit_code is None:
         how = "stopped before it finished"
     else:

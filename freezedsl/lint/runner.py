@@ -363,6 +363,7 @@ class RunSummary:
     models: tuple[str, ...]
     optimizers: tuple[str, ...]
     timed_out: bool = False  # stopped at --timeout: never described as "finished"
+    steps: int = 0  # the --steps asked for; 0: stopped at the first optimizer.step()
 
     def failure(self) -> str | None:
         """One line if the script failed on its own; ``None`` if it ran fine or we stopped it.
@@ -617,5 +618,6 @@ def lint_script(
         models=tuple(result.models),
         optimizers=tuple(result.optimizers),
         timed_out=bool(getattr(result, "timed_out", False)),
+        steps=own.steps if steps is None else steps,
     )
     return report

@@ -82,7 +82,7 @@ def test_leaky_script_moves_frozen_params_over_steps(capfd: pytest.CaptureFixtur
     moved = [d for d in result.diagnostics if d.code == "FZ311"]
     assert {d.obj for d in moved} == {"0.weight", "0.bias"}
     assert all(float(str(d.extra["max_abs_change"])) > 0 for d in moved)
-    assert "3 optimizer step" in moved[0].message
+    assert "changed in optimizer step 1 of SGD" in moved[0].message
     out, err = capfd.readouterr()
     # The script's prints pass through to stderr; stdout stays clean for lint output.
     assert "step 0 loss" in err and "step 1 loss" in err and "step 2 loss" not in err
@@ -94,7 +94,7 @@ def test_script_ending_before_the_requested_steps() -> None:
     assert result.exit_code == 0 and not result.stopped_at_step and result.crashed is None
     moved = [d for d in result.diagnostics if d.code == "FZ311"]
     assert {d.obj for d in moved} == {"0.weight", "0.bias"}
-    assert "during 20 optimizer step" in moved[0].message
+    assert all("changed in optimizer step 1 of SGD" in d.message for d in moved)
 
 
 def test_correct_twin_is_clean() -> None:
@@ -193,3 +193,47 @@ def test_bootstrap_argument_parsing() -> None:
     )
     with pytest.raises(SystemExit):
         _bootstrap._parse(["--result", "r.json", "t.py"])
+
+
+def test_crash_before_first_step_is_checked_and_reported() -> None:
+    """All frozen: backward() raises; FZ304 explains why, next to the crash (issue 12)."""
+    result = run("all_frozen.py")
+    assert result.crashed and "does not require grad" in result.crashed
+    assert by_code(result, "FZ304") == {None} and by_code(result, "FZ305") == {"2"}
+    assert not by_code(result, "FZ312")  # the model and optimizer were checked
+    assert result.models == ["Sequential (58 params, 0 trainable)"]
+
+
+def test_half_built_module_in_the_process_is_skipped() -> None:
+    """Its twin trains a correct model: clean, no FZ003, no internal error (issue 11)."""
+    result = run("half_built.py")
+    assert result.crashed is None and result.stopped_at_step
+    assert result.diagnostics == []
+    assert result.models == ["Sequential (58 params, 18 trainable)"]
+
+
+@pytest.mark.slow
+def test_every_step_is_watched() -> None:
+    """Issue 12: a freeze added mid-training is caught at the step that moves it; GAN
+    alternation, an EMA teacher and gradual unfreezing are not findings."""
+    bug = run("watch.py", "midfreeze", steps=5)
+    moved = [d for d in bug.diagnostics if d.code == "FZ311"]
+    assert {d.obj for d in moved} == {"0.weight", "0.bias"}
+    assert {d.extra["step"] for d in moved} == {3}
+    assert all("changed in optimizer step 3 of SGD" in d.message for d in moved)
+    assert run("watch.py", "midfreeze-ok", steps=5).diagnostics == []
+    ok = run("watch.py", "ok", steps=5)
+    assert ok.stopped_at_step and ok.crashed is None
+    assert [(d.code, d.obj) for d in ok.diagnostics] == []
+
+
+@pytest.mark.slow
+def test_freeze_after_accelerate_prepare() -> None:
+    """Issue 16.3: accelerator.prepare() is treated like DDP wrapping (FZ314)."""
+    pytest.importorskip("accelerate")
+    bad = run("accel.py", "after", steps=2)
+    assert bad.crashed is None
+    fz314 = [d for d in bad.diagnostics if d.code == "FZ314"]
+    assert len(fz314) == 1 and "2 frozen (0.weight, 0.bias)" in fz314[0].message
+    good = run("accel.py", "before", steps=2)
+    assert good.crashed is None and good.diagnostics == []

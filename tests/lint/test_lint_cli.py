@@ -61,6 +61,7 @@ class FakeRun:
     crashed: str | None = None
     models: list[str] = field(default_factory=lambda: ["model"])
     optimizers: list[str] = field(default_factory=lambda: ["opt"])
+    timed_out: bool = False
 
 
 @dataclass
@@ -443,7 +444,11 @@ def test_no_run(fakes: Fakes, args: list[str]) -> None:
             "train.py crashed: ValueError: bad lr (train.py:12)\n",
             1,
         ),
-        (FakeRun(exit_code=None, stopped_at_step=True), "stopped after the requested steps", 0),
+        (
+            FakeRun(exit_code=None, stopped_at_step=True),
+            "stopped at its first optimizer.step() (no --steps)",
+            0,
+        ),
     ],
 )
 def test_script_failures(fakes: Fakes, run: FakeRun, stderr: str, exit_code: int) -> None:
@@ -453,6 +458,25 @@ def test_script_failures(fakes: Fakes, run: FakeRun, stderr: str, exit_code: int
     assert result.exit_code == exit_code
     assert stderr in result.stderr and result.stderr.count("\n") == 1
     assert result.stdout == "All checks passed.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "run", "says", "never"),
+    [
+        (["--steps", "3"], FakeRun(exit_code=None, stopped_at_step=True), "after the requested 3 steps", "first"),
+        ([], FakeRun(exit_code=None, stopped_at_step=True), "first optimizer.step()", "requested"),
+        ([], FakeRun(exit_code=None, timed_out=True), "stopped at the timeout", "finished;"),
+        (["--steps", "3"], FakeRun(exit_code=None, stopped_at_step=True, timed_out=True), "timeout", "requested"),
+    ],
+)
+def test_run_description_matches_the_run(
+    fakes: Fakes, args: list[str], run: FakeRun, says: str, never: str
+) -> None:
+    """Without --steps it never claims "the requested steps"; a timeout never "finished"."""
+    write("train.py")
+    fakes.run = run
+    result = lint("--exit-zero", *args, "train.py")
+    assert says in result.stderr and never not in result.stderr
 
 
 def test_missing_script(fakes: Fakes) -> None:
@@ -588,3 +612,22 @@ def test_pre_commit_hooks() -> None:
     assert "id: freezedsl-lint" in text and "entry: freezedsl lint --no-run" in text
     assert "id: freezedsl-fmt" in text and "entry: freezedsl fmt --check" in text
     assert r"files: \.(py|frz)$" in text and r"files: \.frz$" in text
+
+
+def test_runtime_findings_grouped_unless_verbose_or_json(fakes: Fakes) -> None:
+    """One finding per mistake in text; --verbose and JSON list every tensor (issue 12)."""
+    write("train.py")
+    names = [f"layer1.{i}.conv.weight" for i in range(5)]
+    fakes.run = FakeRun(
+        diagnostics=[Diagnostic("FZ301", f"frozen parameter {n} is in SGD", "train.py", obj=n) for n in names],
+        exit_code=None,
+        stopped_at_step=True,
+    )
+    grouped = lint("train.py")
+    lines = [ln for ln in grouped.stdout.splitlines() if "FZ301" in ln]
+    assert len(lines) == 1 and "layer1 (5 tensors): frozen parameter layer1.0.conv.weight" in lines[0]
+    assert grouped.exit_code == 1
+    verbose = lint("--verbose", "train.py")
+    assert sum("FZ301" in ln for ln in verbose.stdout.splitlines()) == 5
+    data = json.loads(lint("--format", "json", "train.py").stdout)
+    assert sorted(item["object"] for item in data if item["code"] == "FZ301") == names

@@ -50,6 +50,7 @@ def test_codes_registered_in_order() -> None:
         "FZ309": "fsdp-mixed-requires-grad",
         "FZ310": "reentrant-checkpoint-after-frozen-prefix",
         "FZ311": "frozen-param-changed",
+        "FZ003": "check-failed",
     }
     for code, name in expected.items():
         rule = RULES[code]
@@ -513,7 +514,7 @@ def test_ddp_built_before_freeze(gloo: None) -> None:
 def test_ddp_large_model_falls_back_to_counts(gloo: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    monkeypatch.setattr(runtime, "_DDP_BUCKET_BUDGET_BYTES", 0)
+    monkeypatch.setattr(runtime.distributed, "_DDP_BUCKET_BUDGET_BYTES", 0)
     model = mlp()
     ddp = DDP(model)
     assert not codes(runtime.check(ddp), "FZ308")
@@ -551,3 +552,91 @@ def test_fsdp_freeze_inside_summon_is_lost(gloo: None) -> None:
         mixed[0].weight.requires_grad_(False)
         with pytest.raises(ValueError, match="uniform `requires_grad`"):
             FSDP(mixed, device_id=torch.device("cpu"), use_orig_params=False)
+
+
+class _RaisingParams(nn.Sequential):
+    def named_parameters(self, *a: object, **kw: object) -> Iterator[tuple[str, nn.Parameter]]:  # type: ignore[override]
+        raise RuntimeError("parameters live on a remote shard")
+
+
+class _HalfBuilt(nn.Module):
+    def __init__(self) -> None:  # never calls nn.Module.__init__
+        pass
+
+
+def test_unreadable_model_is_fz003_not_a_pass() -> None:
+    """Issue 11: a model whose parameters() raises is reported, never a clean result."""
+    bad = _RaisingParams(nn.Linear(2, 2))
+    found = runtime.check(bad, torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))
+    fz003 = [d for d in found if d.code == "FZ003"]
+    assert len(fz003) == 1 and "remote shard" in fz003[0].message
+    assert fz003[0].severity is Severity.ERROR and fz003[0].obj == "_RaisingParams"
+    half = runtime.check(_HalfBuilt.__new__(_HalfBuilt))
+    assert [d.code for d in half] == ["FZ003"] and "half-built" in half[0].message
+    assert not runtime.built(_HalfBuilt.__new__(_HalfBuilt)) and runtime.built(nn.Linear(1, 1))
+
+
+def test_crashing_check_is_fz003_and_the_others_still_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    clean = runtime.check(model, opt)
+    assert "FZ003" not in {d.code for d in clean} and "FZ301" in {d.code for d in clean}
+
+    def boom(ctx: object) -> None:
+        raise KeyError("params")
+
+    checks = list(runtime._CHECKS)
+    monkeypatch.setitem(runtime._CHECK_NAMES, boom, "norm-stats-drift")
+    monkeypatch.setattr(runtime, "_CHECKS", (*checks[:4], boom, *checks[5:]))
+    found = runtime.check(model, opt)
+    fz003 = [d.message for d in found if d.code == "FZ003"]
+    want = "check 'norm-stats-drift' did not run: KeyError: 'params'; its findings are missing"
+    assert fz003 == [want + " from this report"]
+    assert {d.code for d in found} - {"FZ003"} == {d.code for d in clean}
+
+
+def test_stepping_limits_fz301_to_the_optimizer_about_to_step() -> None:
+    """CycleGAN: D is frozen on purpose while G's optimizer steps."""
+    g, d = nn.Linear(4, 4), nn.Linear(4, 1)
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    d.requires_grad_(False)
+    assert {x.code for x in runtime.check([g, d], [opt_g, opt_d])} == {"FZ301"}
+    assert runtime.check([g, d], [opt_g, opt_d], stepping=opt_g) == []
+    stepping_d = runtime.check([g, d], [opt_g, opt_d], stepping=opt_d)
+    assert {x.obj for x in stepping_d if x.code == "FZ301"} == {"Linear1.weight", "Linear1.bias"}
+
+
+def test_step_watch_reports_a_step_that_moves_a_frozen_tensor() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    teacher = nn.Linear(3, 3).requires_grad_(False)
+    watch = runtime.StepWatch([model], "t.py", budget_bytes=1 << 20)
+    found: list[Diagnostic] = []
+    for step in (1, 2, 3):
+        if step == 2:
+            model[0].requires_grad_(False)  # stale zero grads + momentum keep moving it
+        opt.zero_grad(set_to_none=False)
+        model(torch.randn(4, 3)).sum().backward()
+        watch.start(opt)
+        opt.step()
+        with torch.no_grad():  # an EMA update outside step() is not the optimizer's doing
+            teacher.weight.mul_(0.5)
+        found += watch.finish(opt, step)
+    assert [(d.obj, d.extra["step"]) for d in found] == [("0.weight", 2), ("0.bias", 2)]
+    assert "changed in optimizer step 2 of SGD" in found[0].message
+
+
+def test_changed_since_prepare_is_one_finding_per_model() -> None:
+    from freezedsl.lint.runtime.distributed import changed_since_prepare, requires_grad_at
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    recorded = requires_grad_at(model)
+    assert changed_since_prepare(model, recorded, "t.py") == []  # nothing changed: clean
+    model[0].requires_grad_(False)
+    found = changed_since_prepare(model, recorded, "t.py")
+    assert [(d.code, d.obj) for d in found] == [("FZ314", "Sequential")]
+    assert "2 frozen (0.weight, 0.bias)" in found[0].message
+    assert RULES["FZ314"].name == "freeze-after-accelerate-prepare"
