@@ -101,6 +101,7 @@ class _File:
     deciding_: set[int] | None = None
     module_attrs_: set[str] = field(default_factory=set)
     notes: dict[str, bool] = field(default_factory=dict)  # per-file facts computed once
+    state_drops_: list[int] | None = None  # lines removing optimizer state (FZ201)
     # Every order check needs a freeze (`requires_grad`, freezedsl) or a `.train(` call;
     # a file with neither cannot produce one, so calls are not followed into summaries.
     order_possible: bool = True

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from freezedsl.lint.static.astutil import _refs, _within
 from freezedsl.lint.static.facts import _Event, _exclusive, _File
 from freezedsl.lint.static.patterns import check_patterns
@@ -62,6 +64,40 @@ def _reverted(
     return False
 
 
+def _drops_state(ctx: _File, line: int) -> bool:
+    """The function (or module body) holding the freeze at ``line`` removes optimizer
+    state after it (``opt.state.pop(p)``, ``del opt.state[p]``, ``opt.state.clear()``):
+    a deliberate mid-training freeze that takes the frozen tensors' momentum out of the
+    optimizer. Which tensors is not followed; precision first."""
+    if ctx.tree is None:
+        return False
+    if ctx.state_drops_ is None:
+        ctx.state_drops_ = []
+        for node in ast.walk(ctx.tree):
+            target = None
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in ("pop", "clear"):
+                    target = node.func.value
+            elif isinstance(node, ast.Delete) and isinstance(node.targets[0], ast.Subscript):
+                target = node.targets[0].value
+            if isinstance(target, ast.Attribute) and target.attr == "state":
+                ctx.state_drops_.append(target.lineno)
+    if not ctx.state_drops_:
+        return False
+    funcs = [
+        (fn.lineno, fn.end_lineno or fn.lineno)
+        for fn in ast.walk(ctx.tree)
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+
+    def scope(at: int) -> tuple[int, int] | None:  # the innermost function around a line
+        around = [f for f in funcs if f[0] <= at <= f[1]]
+        return max(around, default=None)
+
+    own = scope(line)
+    return any(h > line and scope(h) == own for h in ctx.state_drops_)
+
+
 def _check_scope(ctx: _File, events: list[_Event]) -> None:
     lines = {id(e.node): getattr(e.node, "lineno", 0) for e in events}
     empty = check_patterns(ctx, events)
@@ -83,6 +119,8 @@ def _check_opt(
         if f.kind != "FREEZE" or not _within(f.target, opt.target) or _exclusive(opt, f):
             continue
         if _killed(events, i, j, opt.target, f.target) or _reverted(events, j, j):
+            continue
+        if _drops_state(ctx, lines[id(f.node)]):
             continue
         ctx.report(
             OPT_BEFORE_FREEZE,

@@ -47,7 +47,9 @@ body parameters of ``M`` or of a submodule of ``M`` are frozen
 (``requires_grad_(False)``, ``.requires_grad = False``, ``freezedsl.apply(M, rules)``,
 ``rules.apply(M)`` on a rule set from ``freezedsl.load``/``compile``).
 A freeze that is undone later in the scope (or in the same loop, as in GAN training
-that toggles the discriminator) is not reported.
+that toggles the discriminator) is not reported, nor one followed in the same function
+by removing optimizer state (``opt.state.pop(p)``, ``del opt.state[p]``,
+``opt.state.clear()``): a deliberate mid-training freeze that drops the momentum.
 """,
         why="""\
 The optimizer keeps every parameter it was given. A frozen parameter whose ``.grad`` is

@@ -128,3 +128,25 @@ def twin_no_op_attribute(model):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.outc.requires_grad = False
     return opt
+
+
+def flagged_grads_dropped_state_kept(model, steps, train_step):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # expect: FZ201
+    for step in range(steps):
+        if step == 1:
+            model.encoder.requires_grad_(False)
+            for p in model.encoder.parameters():
+                p.grad = None  # Adam's moments still move them
+        train_step(model, opt)
+
+
+def twin_mid_training_freeze_drops_state(model, steps, train_step):
+    # a deliberate mid-training freeze that removes the frozen tensors' optimizer state
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(steps):
+        if step == 1:
+            model.encoder.requires_grad_(False)
+            for p in model.encoder.parameters():
+                p.grad = None
+                opt.state.pop(p, None)
+        train_step(model, opt)
