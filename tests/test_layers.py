@@ -40,9 +40,9 @@ ONLY_IMPORTED_BY = {"freezedsl.cli": ("freezedsl.__main__",)}
 # (importer, imported): why each crossing is allowed
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("freezedsl.syntax.parser", "freezedsl.planning.rx"): (
-        "the parser rejects a regex outside the supported dialect with a located error, using the "
-        "very check the matcher applies (rx.check_dialect); rx imports only the standard library "
-        "and the lazy import runs only for files with name~/type~ patterns"
+        "the parser refuses a regex that re and the regex engine read differently with a located "
+        "error, using the matcher's own check (rx.check_dialect); rx imports only the standard "
+        "library, and this lazy import runs only for files with name~/type~ patterns"
     ),
 }
 
