@@ -42,6 +42,7 @@ import torch
 
 import freezedsl
 from freezedsl.bench import measure_step, real_inputs, set_trainable
+from freezedsl.lint.cost import check_expensive_freeze
 from freezedsl.planning.cost import InputSpec, estimate_cost, trainable_map
 
 GOAL_MEMORY = 0.10  # |estimated ratio - measured ratio| goals of issue 14
@@ -183,6 +184,7 @@ def run_case(
             dtype="bf16" if dtype == torch.bfloat16 else "fp32",
             optimizer="adamw",
             foreach=device.startswith("cuda") or not measure,
+            checks=(check_expensive_freeze,),
         )
         estimates[label] = (est, time.perf_counter() - start)
         plans[label] = trainable_map(plan)

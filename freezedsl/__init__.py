@@ -24,10 +24,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from freezedsl import lint as lint
-    from freezedsl.api import Rules, apply, compile, format, load, plan, rules_from
+    from freezedsl.api import Rules, apply, compile, cost, format, load, plan, rules_from
     from freezedsl.manifest import restore_freeze
     from freezedsl.pipeline import Schedule, param_groups
-    from freezedsl.planning.cost import cost
 
 __version__ = "0.1.0"
 
@@ -40,7 +39,7 @@ _LAZY = {
     "plan": "freezedsl.api",
     "rules_from": "freezedsl.api",
     "Schedule": "freezedsl.pipeline",
-    "cost": "freezedsl.planning.cost",
+    "cost": "freezedsl.api",
     "param_groups": "freezedsl.pipeline",
     "restore_freeze": "freezedsl.manifest",
 }

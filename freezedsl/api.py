@@ -36,7 +36,9 @@ class Rules:
         """What ``apply`` would do, without changing ``model``. Returns a Plan."""
         from freezedsl.planning.plan import make_plan
 
-        return make_plan(self.program, model)
+        plan = make_plan(self.program, model)
+        plan.cost_checks = (_expensive_freeze,)  # Plan.cost's findings
+        return plan
 
     def apply(self, model: Any) -> Any:
         """Plan, check every ``expect``, then set ``requires_grad`` atomically. Returns the Plan."""
@@ -148,6 +150,28 @@ def plan(model: Any, rules: RulesLike) -> Any:
 def apply(model: Any, rules: RulesLike) -> Any:
     """Apply ``rules`` to ``model`` atomically; raises on a failed ``expect``. Returns the Plan."""
     return rules_from(rules).apply(model)
+
+
+def cost(
+    model: Any, rules: RulesLike, example_inputs: Any, *, dtype: str | None = None, optimizer: str | None = None
+) -> Any:
+    """``freezedsl.cost(model, rules, inputs)``: ``freezedsl.plan(model, rules).cost(inputs)``.
+
+    Returns a :class:`freezedsl.planning.cost.CostEstimate` whose ``findings`` hold FZ340.
+    """
+    from freezedsl.planning.cost import estimate_cost
+
+    planned = plan(model, rules)
+    return estimate_cost(
+        planned, model, example_inputs, dtype=dtype, optimizer=optimizer, checks=planned.cost_checks
+    )
+
+
+def _expensive_freeze(plan: Any, model: Any, estimate: Any, **options: Any) -> list[Any]:
+    """FZ340 on a cost estimate. Wired here: planning must not import the linter."""
+    from freezedsl.lint.cost import check_expensive_freeze
+
+    return check_expensive_freeze(plan, model, estimate, **options)
 
 
 def format(text: str) -> str:

@@ -337,6 +337,7 @@ def run_bench(
     """
     import copy as _copy
 
+    from freezedsl.lint.cost import check_expensive_freeze
     from freezedsl.planning.cost import (
         _spec,
         estimate_cost,
@@ -357,7 +358,13 @@ def run_bench(
             "bench needs real weights, not a meta model (build the model without device='meta')"
         )
     estimate = estimate_cost(
-        plan, model, specs, dtype=dtype, optimizer=optimizer, foreach=dev.type == "cuda"
+        plan,
+        model,
+        specs,
+        dtype=dtype,
+        optimizer=optimizer,
+        foreach=dev.type == "cuda",
+        checks=(check_expensive_freeze,),
     )
     work = _copy.deepcopy(model) if copy else model
     cast = torch_dtype(dtype)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from freezedsl.cli import check_files, format_files, report_errors
+from freezedsl.clitools import check_files, format_files, report_errors
 from freezedsl.errors import UsageError
 from freezedsl.planning.memory import optimizer_names
 
@@ -248,9 +248,12 @@ def plan_cmd(
 
         memory = estimate(plan, optimizer)
     if specs:
+        from freezedsl.lint.cost import check_expensive_freeze
         from freezedsl.planning.cost import estimate_cost
 
-        cost = estimate_cost(plan, loaded.module, specs, dtype=dtype, optimizer=optimizer)
+        cost = estimate_cost(
+            plan, loaded.module, specs, dtype=dtype, optimizer=optimizer, checks=(check_expensive_freeze,)
+        )
     _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color), memory=memory, cost=cost)
     if not plan.ok:
         from freezedsl.application import check_expectations

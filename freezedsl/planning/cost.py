@@ -28,7 +28,7 @@ plus the optimizer's memory traffic; only ratios of it mean anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     import torch
 
     from freezedsl.planning.plan import Plan
+
+# A check run on a finished estimate: (plan, model, estimate, dtype=, optimizer=, balance=,
+# foreach=) -> diagnostics for ``CostEstimate.findings`` (FZ340: freezedsl.lint.cost).
+CostCheck = Callable[..., "list[Any]"]
 
 DTYPES = {
     "bf16": "bfloat16",
@@ -369,7 +373,7 @@ def estimate_cost(
     optimizer: str | None = None,
     balance: float | None = None,
     foreach: bool = True,
-    check: bool = True,
+    checks: Sequence[CostCheck] = (),
 ) -> CostEstimate:
     """Estimate one training step of ``model`` with ``plan``'s freeze and without it.
 
@@ -379,7 +383,9 @@ def estimate_cost(
     (``bf16``/``fp16``/``fp32``, default: the model's) casts weights and float inputs
     as ``model.to(dtype)`` would. ``foreach`` models the temporaries of torch's
     multi-tensor optimizer step (its default on CUDA; CPU steps loop over tensors).
-    With ``check``, the FZ340 check (:mod:`freezedsl.lint.cost`) runs too.
+    Each of ``checks`` (``check(plan, model, estimate, **options)`` -> diagnostics) adds
+    its findings: the callers pass the FZ340 check of :mod:`freezedsl.lint.cost`
+    (planning never imports the linter, which sits above it).
     """
     specs = tuple(_spec(i) for i in as_inputs(inputs))
     if not specs:
@@ -405,10 +411,8 @@ def estimate_cost(
     result = CostEstimate(
         with_freeze, without, specs, str(cast or _model_dtype(model)).replace("torch.", ""), opt
     )
-    if check:
-        from freezedsl.lint.cost import check_expensive_freeze
-
-        result.findings.extend(check_expensive_freeze(plan, model, result, **kw))
+    for check in checks:
+        result.findings.extend(check(plan, model, result, **kw))
     return result
 
 
@@ -419,15 +423,6 @@ def as_inputs(example_inputs: Any) -> list[Any]:
     if isinstance(example_inputs, tuple) and not all(isinstance(d, int) for d in example_inputs):
         return list(example_inputs)
     return [example_inputs]
-
-
-def cost(
-    model: torch.nn.Module, rules: Any, example_inputs: Any, *, dtype: str | None = None, optimizer: str | None = None
-) -> CostEstimate:
-    """``freezedsl.cost(model, rules, inputs)``: ``freezedsl.plan(model, rules).cost(inputs)``."""
-    from freezedsl.api import plan
-
-    return estimate_cost(plan(model, rules), model, example_inputs, dtype=dtype, optimizer=optimizer)
 
 
 def _spec(value: Any) -> InputSpec:

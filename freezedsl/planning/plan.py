@@ -120,6 +120,8 @@ class Plan:
         self.expectations: list[ExpectResult] = []
         self.norm_stats: list[ModuleDecision] = []
         self.conversions: list[ModuleDecision] = []
+        # run on every Plan.cost estimate; freezedsl.api sets FZ340 (planning never imports lint)
+        self.cost_checks: tuple[Any, ...] = ()
         self._index = index
         self._before = before  # tensor masks: requires_grad before and after
         self._after = after
@@ -241,7 +243,14 @@ class Plan:
         """One training step's cost with this freeze and without it (see freezedsl.planning.cost)."""
         from freezedsl.planning.cost import estimate_cost
 
-        return estimate_cost(self, self._index.module_objects[0], example_inputs, dtype=dtype, optimizer=optimizer)
+        return estimate_cost(
+            self,
+            self._index.module_objects[0],
+            example_inputs,
+            dtype=dtype,
+            optimizer=optimizer,
+            checks=self.cost_checks,
+        )
 
     @property
     def frozen(self) -> list[str]:

@@ -56,7 +56,7 @@ def test_linear_flops_by_hand(b: int, i: int, h: int, o: int) -> None:
         "freeze 0, 2.weight": 0,  # a bias grad is a sum: no matmul
     }
     for rules, bwd in cases.items():
-        est = estimate_cost(freezedsl.plan(model, rules), model, [(b, i)], check=False)
+        est = estimate_cost(freezedsl.plan(model, rules), model, [(b, i)])
         assert est.with_freeze.forward_flops == fwd
         assert est.with_freeze.backward_flops == bwd, rules
         assert est.without_freeze.backward_flops == cases[""]
@@ -67,14 +67,14 @@ def test_saved_and_gradient_bytes_by_hand() -> None:
     reads the same storage, so it counts once; the input and the weights never count."""
     model = mlp(16, 32, 4)
     relu_out = 8 * 32 * F32
-    est = estimate_cost(freezedsl.plan(model, "freeze 0"), model, [(8, 16)], check=False)
+    est = estimate_cost(freezedsl.plan(model, "freeze 0"), model, [(8, 16)])
     assert est.without_freeze.saved_bytes == relu_out
     assert est.with_freeze.saved_bytes == relu_out  # layer 2's weight grad needs its input
     assert est.with_freeze.grad_bytes == (32 * 4 + 4) * F32
     assert est.without_freeze.grad_bytes == (16 * 32 + 32 + 32 * 4 + 4) * F32
     assert est.with_freeze.input_bytes == 8 * 16 * F32
     only_bias = estimate_cost(
-        freezedsl.plan(model, "freeze 0, 2.weight"), model, [(8, 16)], check=False
+        freezedsl.plan(model, "freeze 0, 2.weight"), model, [(8, 16)]
     )
     assert only_bias.with_freeze.saved_bytes == 0  # a bias gradient needs no activation
     # adamw: two states per trainable element plus a 4-byte step per tensor
@@ -84,13 +84,13 @@ def test_saved_and_gradient_bytes_by_hand() -> None:
 def test_backward_stop_names_the_first_trainable_parameter() -> None:
     model = ConvNet()
     est = estimate_cost(
-        freezedsl.plan(model, "freeze stem, block.0"), model, [(2, 3, 16, 16)], check=False
+        freezedsl.plan(model, "freeze stem, block.0"), model, [(2, 3, 16, 16)]
     )
     assert est.with_freeze.backward_stops_at == "block.1"
     assert est.with_freeze.backward_stop_param == "block.1.weight"
     assert est.without_freeze.backward_stops_at == "stem.0"
     assert est.with_freeze.backward_skipped_ops > 0 == est.without_freeze.backward_skipped_ops
-    none = estimate_cost(freezedsl.plan(model, "freeze all"), model, [(2, 3, 16, 16)], check=False)
+    none = estimate_cost(freezedsl.plan(model, "freeze all"), model, [(2, 3, 16, 16)])
     assert none.with_freeze.backward_stop_param is None and none.with_freeze.backward_flops == 0
     assert "backward (with freeze): none" in none.render()
 
@@ -130,7 +130,7 @@ def test_estimate_equals_a_real_cpu_step(name: str) -> None:
     model = build()
     for text in rule_texts:
         plan = freezedsl.plan(model, text)
-        est = estimate_cost(plan, model, specs, check=False).with_freeze
+        est = estimate_cost(plan, model, specs).with_freeze
         real = real_step(model, plan, specs)
         assert est.forward_flops == real.forward_flops, text
         assert est.backward_flops == real.backward_flops, text
@@ -175,8 +175,8 @@ def test_estimate_changes_nothing_in_the_model() -> None:
 def test_dtype_halves_activations_and_weights_state() -> None:
     model = ConvNet()
     plan = freezedsl.plan(model, "freeze stem")
-    f32 = estimate_cost(plan, model, [(4, 3, 16, 16)], check=False)
-    b16 = estimate_cost(plan, model, [(4, 3, 16, 16)], dtype="bf16", check=False)
+    f32 = estimate_cost(plan, model, [(4, 3, 16, 16)])
+    b16 = estimate_cost(plan, model, [(4, 3, 16, 16)], dtype="bf16")
     assert b16.dtype == "bfloat16" and f32.dtype == "float32"
     assert b16.with_freeze.grad_bytes * 2 == f32.with_freeze.grad_bytes
     assert b16.with_freeze.saved_bytes < f32.with_freeze.saved_bytes

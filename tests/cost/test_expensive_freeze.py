@@ -15,6 +15,7 @@ from .models import ConvNet, tiny_vit
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = [(4, 3, 32, 32)]
+CHECKS = (check_expensive_freeze,)  # what the CLI and Plan.cost run
 TOP = "freeze all\nunfreeze encoder.layers[-2:], encoder.ln, heads\n"
 
 
@@ -25,7 +26,7 @@ def vit():
 
 def findings(model, text: str, inputs=IMAGES):
     program = freezedsl.compile(text, path="rules.frz")
-    return estimate_cost(program.plan(model), model, inputs).findings
+    return estimate_cost(program.plan(model), model, inputs, checks=CHECKS).findings
 
 
 def test_layernorm_islands_in_frozen_blocks_are_flagged(vit) -> None:
@@ -42,7 +43,7 @@ def test_layernorm_islands_in_frozen_blocks_are_flagged(vit) -> None:
 
 def test_flagged_figures_are_the_estimate_without_the_islands(vit) -> None:
     [d] = findings(vit, TOP + "unfreeze type=LayerNorm\n")
-    strict = estimate_cost(freezedsl.compile(TOP).plan(vit), vit, IMAGES)
+    strict = estimate_cost(freezedsl.compile(TOP).plan(vit), vit, IMAGES, checks=CHECKS)
     assert d.extra["without_islands"]["backward_flops"] == strict.with_freeze.backward_flops
     assert d.extra["without_islands"]["peak_bytes"] == strict.with_freeze.peak_bytes
 
@@ -71,5 +72,14 @@ def test_bias_island_in_a_cnn_is_flagged_and_its_twin_is_not() -> None:
 
 def test_check_needs_a_traced_step(vit) -> None:
     plan = freezedsl.compile("freeze all\n").plan(vit)
-    est = estimate_cost(plan, vit, IMAGES, check=False)
+    est = estimate_cost(plan, vit, IMAGES)
     assert check_expensive_freeze(plan, vit, est) == []  # nothing trains: no backward to blame
+
+
+def test_plan_cost_and_freezedsl_cost_run_fz340_and_bare_estimate_does_not(vit) -> None:
+    # planning never imports the linter: the API wires FZ340 into Plan.cost and freezedsl.cost
+    text = TOP + "unfreeze type=LayerNorm\n"
+    plan = freezedsl.plan(vit, text)
+    assert [d.code for d in plan.cost(IMAGES).findings] == ["FZ340"]
+    assert [d.code for d in freezedsl.cost(vit, text, IMAGES).findings] == ["FZ340"]
+    assert estimate_cost(plan, vit, IMAGES).findings == []
