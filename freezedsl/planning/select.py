@@ -379,12 +379,26 @@ class Evaluator:
         return f"module classes in the model: {shown} (add '?' after the selector if it may match nothing)"
 
 
+#: ``type=norm``: normalization layers, by class name, so that library subclasses count
+#: without importing the library: torch's BatchNorm*/SyncBatchNorm/InstanceNorm*
+#: (base ``_NormBase``), LayerNorm, GroupNorm, RMSNorm, LocalResponseNorm; timm's
+#: BatchNormAct2d, GroupNormAct, LayerNorm2d, RmsNorm; Hugging Face's LlamaRMSNorm,
+#: T5LayerNorm; torchvision's FrozenBatchNorm2d. Blocks that merely contain a norm layer
+#: (torchvision ``Conv2dNormActivation``, timm ``ConvNormAct``) do not match.
+NORM = "norm"
+_NORM_CLASS = re.compile(
+    r"(Norm|NormBase|(Batch|Layer|Group|Instance|RMS|Rms|LocalResponse)Norm(Act)?([123]d)?)$"
+)
+
+
 def _type_test(sel: ast.TypeName | ast.TypeRegex, spent: Budget) -> Callable[[tuple[str, ...], str], bool]:
     """Whether a module with these class names and dotted name matches ``type=`` / ``type~``."""
-    if isinstance(sel, ast.TypeRegex):
+    if isinstance(sel, ast.TypeRegex):  # the class hierarchy, as type= sees it
         found = matcher(sel.pattern).tester(spent)
-        return lambda classes, qualname: bool(classes) and found(classes[0])
+        return lambda classes, qualname: any(found(c) for c in classes)
     name = sel.name
+    if name == NORM:
+        return lambda classes, qualname: any(_NORM_CLASS.search(c) for c in classes)
     if "." in name:
         return lambda classes, qualname: qualname == name or qualname.endswith("." + name)
     return lambda classes, qualname: name in classes

@@ -150,7 +150,7 @@ class Reference:
         for path, m in self.modules.items():
             cls = type(m)
             if isinstance(atom, ast.TypeRegex):
-                hit = re.search(atom.pattern, cls.__name__) is not None
+                hit = any(re.search(atom.pattern, c.__name__) for c in cls.__mro__ if c is not object)
             elif "." in atom.name:
                 full = f"{cls.__module__}.{cls.__qualname__}"
                 hit = full == atom.name or full.endswith("." + atom.name)

@@ -39,7 +39,7 @@ class Attention(Block):
 
 
 class Residual(nn.Sequential):
-    """A subclass of a torch container: ``type=Sequential`` matches it, ``type~"Seq"`` does not."""
+    """A subclass of a torch container: ``type=Sequential`` and ``type~"Seq"`` match it (base classes count)."""
 
 
 # --------------------------------------------------------------------- tree specs
