@@ -95,3 +95,19 @@ def test_type_regex_sees_the_class_hierarchy() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 1), LayerNorm2d(4))  # LayerNorm2d subclasses nn.LayerNorm
     freezedsl.apply(model, 'freeze type~"^LayerNorm$"')
     assert {n for n, p in model.named_parameters() if not p.requires_grad} == {"1.weight", "1.bias"}
+
+
+def test_bias_glob_and_multihead_attention_in_proj_bias() -> None:
+    """As docs/language.md says: ``**.bias`` misses nn.MultiheadAttention's in_proj_bias
+    (torchvision ViT), ``**.bias, **.in_proj_bias`` and ``name~"bias$"`` take every bias."""
+
+    def trainable(rules: str) -> set[str]:
+        with torch.device("meta"):
+            model = torchvision.models.vit_b_16()
+        freezedsl.apply(model, rules)
+        return {n for n, p in model.named_parameters() if p.requires_grad}
+
+    every_bias = trainable('freeze all except name~"bias$"')
+    plain = trainable("freeze all except **.bias")
+    assert {n.rsplit(".", 1)[-1] for n in every_bias - plain} == {"in_proj_bias"}
+    assert trainable("freeze all except **.bias, **.in_proj_bias") == every_bias
