@@ -193,6 +193,8 @@ class Evaluator:
                 continue
             if isinstance(part, ast.Word):
                 nxt = idx.children_named([r for r in cur if r >= 0], part.name)
+                if not nxt and part.name == "children" and isinstance(following, (ast.Index, ast.Slice)):
+                    continue  # `backbone.body.children[:5]` reads as `backbone.body[:5]`
             elif isinstance(part, ast.Glob):
                 if part.pattern == "*":
                     for r in cur:

@@ -111,3 +111,20 @@ def test_bias_glob_and_multihead_attention_in_proj_bias() -> None:
     plain = trainable("freeze all except **.bias")
     assert {n.rsplit(".", 1)[-1] for n in every_bias - plain} == {"in_proj_bias"}
     assert trainable("freeze all except **.bias, **.in_proj_bias") == every_bias
+
+
+def test_children_after_a_path_on_faster_rcnn() -> None:
+    """``backbone.body.children[:5]`` (docs/language.md) is ``backbone.body[:5]``: the
+    stem and layer1 of torchvision's Faster R-CNN backbone."""
+
+    def frozen(rules: str) -> set[str]:
+        with torch.device("meta"):
+            model = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+        freezedsl.apply(model, rules)
+        return {n for n, p in model.named_parameters() if not p.requires_grad}
+
+    body = list(torchvision.models.resnet50().named_children())[:5]
+    expected_prefixes = tuple(f"backbone.body.{name}." for name, _ in body)
+    got = frozen("unfreeze all\nfreeze backbone.body.children[:5]")
+    assert got == frozen("unfreeze all\nfreeze backbone.body[:5]")
+    assert got and all(n.startswith(expected_prefixes) for n in got)
