@@ -311,8 +311,16 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
                     )
                 )
         if problem is None:
+            try:
+                masks[id(st)] = ev.select(sel).mask
+            except RegexBudgetError:
+                raise
+            except SelectionError as err:  # e.g. an `except` part that removes nothing
+                out.append(
+                    diag(NOTHING, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line, col=err.col)
+                )
+                continue
             kept.append(st)
-            masks[id(st)] = ev.select(sel).mask
     reduced = ast.Program(
         tuple(kept), program.trailing_comments, path=program.path, source=program.source
     )

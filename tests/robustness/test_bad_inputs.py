@@ -514,6 +514,12 @@ CASES: list[Case] = [
         setup=rules("freeze 1\n"),
     ),
     case(
+        "except-removes-nothing",
+        2,
+        "s.frz:1:24: 'except classifier' removes nothing from features: it selects nothing inside features",
+        **plan("freeze features except classifier\n"),
+    ),
+    case(
         "freeze-stats-on-torchscript",
         2,
         "s.frz:2:1: freeze stats type=BatchNorm2d cannot run on a TorchScript module (1 is scripted; "
