@@ -16,9 +16,10 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any
 
-from freezedsl.errors import ExpectationError, UsageError, source_lines
+from freezedsl.errors import ExpectationError, FreezeError, UsageError, source_lines
 from freezedsl.planning.index import mask_bits
 from freezedsl.planning.plan import Plan
+from freezedsl.syntax.printer import format_statement
 
 _get_requires_grad = attrgetter("requires_grad")
 
@@ -69,6 +70,7 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
     which skips re-reading every flag to check that the model did not change since.
     """
     check_expectations(plan)
+    _check_not_scripted(plan)
     if not fresh:
         _check_not_stale(plan)
     objects = plan._objects
@@ -106,6 +108,37 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
                 p.requires_grad_(False)
         raise
     return plan
+
+
+def _check_not_scripted(plan: Plan) -> None:
+    """``freeze stats`` and ``convert`` cannot change a TorchScript module: it takes no
+    forward hooks and its compiled code ignores swapped submodules. Checked before
+    anything changes, so the error leaves the model as it was."""
+    wanted = [d for d in plan.norm_stats if d.frozen] + plan.conversions
+    if not wanted:
+        return
+    import torch
+
+    script = torch.jit.ScriptModule
+    if not any(isinstance(m, script) for m in plan._modules):
+        return
+    for d in wanted:
+        if isinstance(plan._modules[d.module_index], script) or isinstance(plan._modules[0], script):
+            st = plan.program.statements[d.decided_by - 1]
+            line = st.span.line if st.span else None
+            col = st.span.col if st.span else None
+            lines = source_lines(plan.program.source) if plan.program.source else []
+            src = lines[line - 1] if line and 0 < line <= len(lines) else None
+            raise FreezeError(
+                f"{format_statement(st)} cannot run on a TorchScript module ({d.path or 'the root'} "
+                "is scripted; ScriptModules support neither forward hooks nor module swaps); "
+                "nothing was applied",
+                path=plan.program.path,
+                line=line,
+                col=col,
+                source_line=src,
+                hint="apply it to the Python model before scripting",
+            )
 
 
 def _check_not_stale(plan: Plan) -> None:

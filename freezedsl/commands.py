@@ -207,6 +207,18 @@ def _input_specs(input_ids: tuple[str, ...], input_shapes: tuple[str, ...]) -> l
     help="Also estimate the gradient and optimizer-state memory the freeze saves with this optimizer "
     "(with --input: the optimizer of the step estimate, default adamw).",
 )
+@click.option(
+    "--epoch",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Show the state at this epoch: statements without `at` plus every `at epoch` one due by then.",
+)
+@click.option(
+    "--step",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Show the state at this step (for a file that schedules by `at step`).",
+)
 @input_options
 @click.option("--color/--no-color", default=None, help="Colour the output (default: on a terminal).")
 @click.pass_context
@@ -221,12 +233,17 @@ def plan_cmd(
     explain: bool,
     as_json: bool,
     optimizer: str | None,
+    epoch: int | None,
+    step: int | None,
     input_shapes: tuple[str, ...],
     input_ids: tuple[str, ...],
     dtype: str | None,
     color: bool | None,
 ) -> None:
     """Show what RULES would do to MODEL, without changing anything.
+
+    Every `at epoch` / `at step` phase is planned too, so a scheduled statement that
+    does not fit MODEL fails now; --epoch N / --step N show the state at that time.
 
     With --input/--input-ids, also estimate one training step (on the meta device)
     with the freeze and with full fine-tuning: FLOPs, activations, gradients,
@@ -240,8 +257,14 @@ def plan_cmd(
     if dtype and not specs:
         raise UsageError("--dtype needs --input or --input-ids (it sets the dtype of the step estimate)")
     program = load(rules)
+    if epoch is not None or step is not None:
+        _check_time_option(program, epoch, step)
     loaded = _load(model, arch, trust_pickle, device=device)
-    plan = program.plan(loaded.module)
+    from freezedsl.pipeline import check_phases
+
+    timed = epoch is not None or step is not None
+    plan = (program.at(epoch=epoch, step=step) if timed else program).plan(loaded.module)
+    check_phases(program, loaded.module)
     memory = cost = None
     if optimizer:
         from freezedsl.planning.memory import estimate
@@ -259,6 +282,19 @@ def plan_cmd(
         from freezedsl.application import check_expectations
 
         check_expectations(plan)
+
+
+def _check_time_option(program: Any, epoch: int | None, step: int | None) -> None:
+    """--epoch / --step must match the file's `at` unit (checked before the model loads)."""
+    if epoch is not None and step is not None:
+        raise UsageError("give --epoch or --step, not both")
+    given = "epoch" if epoch is not None else "step"
+    unit = program.schedule_unit
+    name = program.path or "the rules"
+    if unit is None:
+        raise UsageError(f"--{given} shows a phase of a schedule, but {name} has no `at` statements; drop --{given}")
+    if unit != given:
+        raise UsageError(f"{name} schedules by {unit} (`at {unit} N`); pass --{unit}, not --{given}")
 
 
 @main.command("apply")

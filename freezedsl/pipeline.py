@@ -102,6 +102,23 @@ def _plan_at(rules: Rules, model: Any, *, epoch: int | None, step: int | None) -
     return _rules_at(rules, unit, 0 if time is None else int(time)).plan(model)
 
 
+def check_phases(rules: Rules, model: Any, *, skip: Iterable[int] = ()) -> None:
+    """Plan the rules in force at each phase (each distinct ``at`` time) once.
+
+    A scheduled statement is otherwise planned only when its epoch or step comes, so a
+    typo in ``at epoch 5: unfreeze layr4`` would surface hours into training. Planning
+    changes nothing; the first statement that does not fit the model raises its usual
+    error, naming its line. ``skip`` holds times the caller plans itself.
+    """
+    unit = rules.schedule_unit
+    if unit is None:
+        return
+    done = set(skip)
+    for time in rules.phases():
+        if time not in done:
+            _rules_at(rules, unit, time).plan(model)
+
+
 def _rules_at(rules: Rules, unit: str | None, time: int) -> Rules:
     if unit == "epoch":
         return rules.at(epoch=time)
@@ -252,7 +269,9 @@ class Schedule:
             self.attach(optimizer, lr_schedulers=lr_schedulers)
         elif lr_schedulers:
             raise UsageError("lr_schedulers need the optimizer they drive; pass optimizer= too")
-        self._enter(0)
+        first = _rules_at(self.rules, self.unit, 0).plan(self.model)
+        check_phases(self.rules, self.model, skip=(0,))  # a later phase's typo fails now
+        self._enter(0, first)
 
     # ------------------------------------------------------------ public API
     @property
@@ -396,9 +415,11 @@ class Schedule:
         self._lo = self._phases[k - 1] if k > 0 else -math.inf
         self._hi = self._phases[k] if k < len(self._phases) else math.inf
 
-    def _enter(self, time: int) -> PhaseChange:
-        """Apply the rules in force at ``time`` and edit the optimizer to match."""
-        plan = _rules_at(self.rules, self.unit, time).plan(self.model)
+    def _enter(self, time: int, plan: Plan | None = None) -> PhaseChange:
+        """Apply the rules in force at ``time`` (planned as ``plan`` when given, just now)
+        and edit the optimizer to match."""
+        if plan is None:
+            plan = _rules_at(self.rules, self.unit, time).plan(self.model)
         from freezedsl.application import apply_plan
 
         apply_plan(plan)  # atomic; raises (changing nothing) on a failed expect

@@ -160,7 +160,8 @@ def _unanchored(pattern: str) -> bool:
 def _name_regexes(program: ast.Program) -> list[ast.NameRegex]:
     found: list[ast.NameRegex] = []
     for st in program.statements:
-        sel = getattr(st, "selector", None)
+        inner = st.statement if isinstance(st, ast.Scheduled) else st  # `at` ones too: checked now
+        sel = getattr(inner, "selector", None)
         if sel is None:
             continue
         for atom, _opt, _excl in ast.atoms(sel):
@@ -253,6 +254,29 @@ def check_with_model(program: ast.Program, model: Any) -> list[Diagnostic]:
     return out
 
 
+def _phase_errors(program: ast.Program, model: Any, index: Any, path: str, out: list[Diagnostic]) -> bool:
+    """Plan the rules in force at each `at` phase, as ``freezedsl.Schedule`` will: a
+    scheduled statement that does not fit the model (an ``except`` that removes
+    everything, say) is reported now, not when its epoch comes. True if one failed."""
+    from freezedsl.api import Rules
+    from freezedsl.planning.plan import make_plan
+    from freezedsl.planning.select import RegexBudgetError
+
+    rules = Rules(program)
+    unit = rules.schedule_unit
+    for time in rules.phases():
+        phase = rules.at(epoch=time) if unit == "epoch" else rules.at(step=time)
+        try:
+            make_plan(phase.program, model, index=index)
+        except RegexBudgetError:
+            raise
+        except SelectionError as err:
+            hint = f"; {err.hint}" if err.hint else ""
+            out.append(diag(NOTHING, err.message + hint, path, line=err.line, col=err.col))
+            return True
+    return False
+
+
 def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -> None:
     from freezedsl.planning.index import build_index
     from freezedsl.planning.plan import make_plan
@@ -287,8 +311,16 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
                     )
                 )
         if problem is None:
+            try:
+                masks[id(st)] = ev.select(sel).mask
+            except RegexBudgetError:
+                raise
+            except SelectionError as err:  # e.g. an `except` part that removes nothing
+                out.append(
+                    diag(NOTHING, err.message + (f"; {err.hint}" if err.hint else ""), path, line=err.line, col=err.col)
+                )
+                continue
             kept.append(st)
-            masks[id(st)] = ev.select(sel).mask
     reduced = ast.Program(
         tuple(kept), program.trailing_comments, path=program.path, source=program.source
     )
@@ -298,6 +330,8 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
         raise
     except SelectionError as err:
         out.append(diag(NOTHING, err.message, path, line=err.line, col=err.col))
+        return
+    if _phase_errors(reduced, model, index, path, out):
         return
 
     # FZ111 / FZ112: walk the rules in order with the running state per tensor.

@@ -75,6 +75,8 @@ class Evaluator:
         if isinstance(sel, ast.Except):
             base = self.select(sel.base, optional, modules)
             excl = self.select(sel.excluded, optional, modules)
+            if not optional and (base.mask or (modules and base.mmask)):
+                self._check_except_removes(sel, base, modules)
             return Selection(
                 base.mask & ~excl.mask,
                 base.mmask & ~excl.mmask,
@@ -85,6 +87,47 @@ class Evaluator:
             return self.select(sel.inner, True, modules)
         mask, mmask, count = self.atom(sel, optional, modules)
         return Selection(mask, mmask, count, [sel] if count == 0 else [])
+
+    def _check_except_removes(self, sel: ast.Except, base: Selection, modules: bool) -> None:
+        """Each part of an ``except`` (each item of a ``,`` list) must remove something.
+
+        ``except`` paths start at the model's root like every path, so ``layer4 except
+        bn*`` names only a top-level ``bn*`` and would silently freeze all of layer4.
+        A part marked ``?`` may remove nothing.
+        """
+        items = sel.excluded.items if isinstance(sel.excluded, ast.Union_) else (sel.excluded,)
+        for item in items:
+            if isinstance(item, ast.Maybe):
+                continue
+            part = self.select(item, False, modules)
+            if base.mask & part.mask or (modules and base.mmask & part.mmask):
+                continue
+            base_text, text = format_selector(sel.base), format_selector(item)
+            why = f"it selects nothing inside {base_text}"
+            if isinstance(item, ast.Path):
+                why += " (a path after 'except' starts at the model's root, like every path)"
+            hint = f"write {text}? if it may remove nothing"
+            better = self._rooted_under(sel.base, item, base, modules)
+            if better is not None:
+                hint = f"did you mean {better}? (or {hint})"
+            raise self.error(
+                f"'except {text}' removes nothing from {base_text}: {why}", item.span or sel.span, hint
+            )
+
+    def _rooted_under(self, base: ast.Selector, item: ast.Selector, sel: Selection, modules: bool) -> str | None:
+        """``layer4.**.bn*`` for ``layer4 except bn*``, when that form removes something."""
+        if not (isinstance(base, ast.Path) and isinstance(item, ast.Path)):
+            return None
+        if any(isinstance(p, ast.Children) for p in item.parts):
+            return None
+        guess = ast.Path((*base.parts, ast.AnySegments(), *item.parts))
+        try:
+            part = self.select(guess, True, modules)
+        except SelectionError:
+            return None
+        if sel.mask & part.mask or (modules and sel.mmask & part.mmask):
+            return format_selector(guess)
+        return None
 
     def atom(self, sel: ast.Selector, optional: bool, modules: bool = False) -> tuple[int, int, int]:
         """(parameter mask, module mask, number of things matched) of one atom."""

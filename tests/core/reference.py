@@ -192,7 +192,15 @@ class Reference:
         if isinstance(sel, ast.Except):
             base = self.select(sel.base, optional)
             excl = self.select(sel.excluded, optional)
-            return Evaluated(base.names - excl.names, base.errors + excl.errors)
+            errors = base.errors + excl.errors
+            if not optional and base.names:
+                # every part of an `except` (each `,` item) must remove something, unless `?`
+                items = sel.excluded.items if isinstance(sel.excluded, ast.Union_) else (sel.excluded,)
+                for item in items:
+                    if not isinstance(item, ast.Maybe) and not (self.select(item).names & base.names):
+                        errors.append(format_selector(item))
+                        break
+            return Evaluated(base.names - excl.names, errors)
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True)
         names, matched = self.atom(sel)

@@ -143,7 +143,7 @@ SMALL_CASES: list[tuple[str, tuple[str, ...]]] = [
     ("fc, fc.bias, stem", ("fc", "stem")),
     ("all except fc, stem", ("scale", "bias", "layer1", "layer2", "heads")),
     ("layer1, layer2 except layer1.0", ("layer1.1", "layer2")),
-    ("all except layer1 except layer1.0", ("scale", "bias", "stem", "layer2", "heads", "fc")),
+    ("all except layer1 except layer1.0?", ("scale", "bias", "stem", "layer2", "heads", "fc")),
     (
         "all except (layer1 except layer1.0)",
         ("scale", "bias", "stem", "layer1.0", "layer2", "heads", "fc"),
@@ -440,7 +440,7 @@ KEYWORD_NAMES = ["name", "except", "freeze", "unfreeze", "expect", "trainable", 
 @pytest.mark.parametrize("word", KEYWORD_NAMES)
 @pytest.mark.parametrize(
     "shape",
-    ["freeze {w}", "freeze {w}.weight", "freeze {w}, y", "freeze y, {w}", "freeze y except {w}",
+    ["freeze {w}", "freeze {w}.weight", "freeze {w}, y", "freeze y, {w}", "freeze all except {w}",
      "expect frozen {w}", "freeze {w}?", "freeze {w}[0]?", "freeze ({w})"],
 )  # fmt: skip
 def test_keywords_are_plain_names_in_paths(word: str, shape: str) -> None:
@@ -487,6 +487,10 @@ def test_module_named_stats_round_trips_before_except() -> None:
         ("freeze fc except fc", 1, 8),
         ("freeze fc except nothere", 1, 18),  # excluded atoms must match too
         ("freeze all except (fc, nothere)", 1, 24),
+        ("freeze layer1 except stem", 1, 22),  # an except part must remove something
+        ("freeze layer1 except layer1.0, fc", 1, 32),
+        ("freeze all except layer1 except layer1.0", 1, 33),
+        ("freeze layer1\nexpect frozen layer1 except fc", 2, 29),
         ("expect frozen nothere", 1, 15),
         ("  freeze layer1.*.bn3", 1, 10),
         ("freeze fc\n\n\tfreeze fcc", 3, 9),

@@ -88,6 +88,23 @@ def copy(model: str, name: str) -> Setup:
     return setup
 
 
+def scripted_bn(name: str) -> Setup:
+    """A TorchScript archive of a conv + BatchNorm2d model (``freeze stats`` / ``convert``)."""
+
+    def setup(tmp: Path, m: ModelFiles) -> None:
+        import warnings
+
+        import torch
+        from torch import nn
+
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.script is deprecated
+            torch.jit.save(torch.jit.script(model), str(tmp / name))
+
+    return setup
+
+
 def symlink(name: str, target: str) -> Setup:
     def setup(tmp: Path, m: ModelFiles) -> None:
         os.symlink(target, tmp / name)
@@ -495,6 +512,28 @@ CASES: list[Case] = [
         "s.frz:1:8: 1 matches only modules without parameters (ReLU)",
         argv=("plan", "s.frz", TS, "--trust-pickle"),
         setup=rules("freeze 1\n"),
+    ),
+    case(
+        "except-removes-nothing",
+        2,
+        "s.frz:1:24: 'except classifier' removes nothing from features: it selects nothing inside features",
+        **plan("freeze features except classifier\n"),
+    ),
+    case(
+        "freeze-stats-on-torchscript",
+        2,
+        "s.frz:2:1: freeze stats type=BatchNorm2d cannot run on a TorchScript module (1 is scripted; "
+        "ScriptModules support neither forward hooks nor module swaps); nothing was applied; "
+        "apply it to the Python model before scripting",
+        argv=("apply", "s.frz", "ts.pt", "--trust-pickle", "-o", "out.pt"),
+        setup=(*rules("freeze 0\nfreeze stats type=BatchNorm2d\n"), scripted_bn("ts.pt")),
+    ),
+    case(
+        "convert-on-torchscript",
+        2,
+        "s.frz:1:1: convert type=BatchNorm2d to FrozenBatchNorm2d cannot run on a TorchScript module",
+        argv=("apply", "s.frz", "ts.pt", "--trust-pickle", "-o", "out.pt"),
+        setup=(*rules("convert type=BatchNorm2d to FrozenBatchNorm2d\n"), scripted_bn("ts.pt"), raw("out.pt", OLD)),
     ),
     case(
         "select-error-keeps-existing-output",
