@@ -343,7 +343,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             rule_of[number].span,
             f"exclude it: unfreeze ... except {name}",
         )
-    warnings, ties = _tie_conflicts(program, index, rules, rule_of, after) if index.tied else ([], [])
+    warnings, ties = _tie_conflicts(program, index, rules, rule_of, before, after) if index.tied else ([], [])
 
     hyper_of: dict[str, list[ast.Factor | None]] | None = None
     extra: dict[int, tuple[str, int, int]] = {}
@@ -408,9 +408,11 @@ def _first_untrainable(index: ModelIndex, becoming: int) -> int | None:
 
 def _tie_conflicts(
     program: ast.Program, index: ModelIndex, rules: list[tuple[int, ast.Rule, int]],
-    rule_of: dict[int, ast.Rule], after: int,
+    rule_of: dict[int, ast.Rule], before: int, after: int,
 ) -> tuple[list[str], list[TieConflict]]:
-    """Tied tensors whose names were decided by different statements: say so."""
+    """Tied tensors whose names were decided differently: say so. Names decided by
+    different statements the same way (``freeze all`` then ``freeze lm_head``), or left
+    undecided in the state they already had, need no warning: every reading agrees."""
     names = index.names
     decided_name = [0] * len(names)
     undecided = index.all_mask
@@ -426,6 +428,12 @@ def _tie_conflicts(
     ties: list[TieConflict] = []
     for t, idxs in alias_idx.items():
         if len(idxs) < 2 or len({decided_name[i] for i in idxs}) < 2:
+            continue
+        outcomes = {
+            rule_of[decided_name[i]].requires_grad if decided_name[i] else bool(before >> t & 1)
+            for i in idxs
+        }
+        if len(outcomes) < 2:
             continue
         by = ", ".join(f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs)
         final = bool(after >> t & 1)

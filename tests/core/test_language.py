@@ -351,6 +351,9 @@ def test_tied_lm_head_is_one_parameter(gpt: TinyGPT) -> None:
         ('freeze name~"wte|lm_head"', False, False),
         ("freeze all except lm_head", False, True),  # wte.weight is decided by the same statement
         ("freeze all; unfreeze transformer.wte, lm_head", True, False),
+        ("freeze all; freeze lm_head", False, False),  # decided by two statements, the same way
+        ("unfreeze lm_head", True, False),  # wte undecided but already trainable: all agree
+        ("freeze all; unfreeze transformer.h[-1], lm_head; unfreeze transformer.wte", True, False),
     ],
 )
 def test_tied_follows_the_latest_statement_matching_any_name(
