@@ -231,9 +231,10 @@ def test_every_step_is_watched() -> None:
 def test_freeze_after_accelerate_prepare() -> None:
     """Issue 16.3: accelerator.prepare() is treated like DDP wrapping (FZ314)."""
     pytest.importorskip("accelerate")
-    bad = run("accel.py", "after", steps=2)
+    accel = str(Path(__file__).parents[2] / "benchmarks" / "run_mode" / "accelerate_prepare.py")
+    bad = run(accel, "--bug", steps=2)  # the run-mode benchmark's script: freeze after prepare
     assert bad.crashed is None
     fz314 = [d for d in bad.diagnostics if d.code == "FZ314"]
     assert len(fz314) == 1 and "2 frozen (0.weight, 0.bias)" in fz314[0].message
-    good = run("accel.py", "before", steps=2)
+    good = run(accel, steps=2)
     assert good.crashed is None and good.diagnostics == []
