@@ -53,15 +53,23 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    """The parser (built once per process) from grammar/freeze.lark."""
-    from lark import Lark
+    """The parser (built once per process) from grammar/freeze.lark.
 
-    return Lark(
-        grammar_text(),
+    What Lark computes from the grammar is cached in a directory only this user can
+    write (:mod:`freezedsl.syntax.grammar_cache` says why a shared one would not do).
+    """
+    import lark
+
+    from freezedsl.syntax.grammar_cache import cache_file
+
+    grammar = grammar_text()
+    return lark.Lark(
+        grammar,
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=cache_file(grammar, lark.__version__) or False,
     )
 
 
