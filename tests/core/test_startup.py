@@ -80,6 +80,59 @@ def test_other_invocations_still_go_through_click() -> None:
     assert "click" in _imported(["fmt", "--bogus", "rules/resnet.frz"])
 
 
+# ------------------------------------------------------------------ how long start-up takes
+
+#: check/fmt start in under this many times ``python -c pass`` (issue 15; measured with
+#: wall time in benchmarks/bench_startup.py, results in benchmarks/results/startup.md)
+STARTUP_GOAL = 5.0
+
+
+def _cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
+    """CPU time (user + system) one run of ``argv`` took. CPU time, not wall time: on a
+    loaded machine the wall time of a longer run grows with every other process's share
+    of the cores, while its CPU time stays what the run itself needs."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)],
+        )
+    finally:
+        os.close(devnull)
+    _pid, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, argv
+    return usage.ru_utime + usage.ru_stime
+
+
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4 for a child's CPU time")
+@pytest.mark.parametrize("args", [["check", "rules/resnet.frz"], ["fmt", "--check", "rules/resnet.frz"]])
+def test_check_and_fmt_start_in_under_5x_a_bare_interpreter(args: list[str], tmp_path: Path) -> None:
+    """Best of 7 interleaved runs each, against ``python -c pass`` measured alongside.
+    The first run fills the bytecode and grammar caches, as any earlier run would: the
+    bytecode goes to a private ``PYTHONPYCACHEPREFIX`` (as in bench_startup.py), since
+    with ``PYTHONDONTWRITEBYTECODE=1`` an editable checkout would compile freezedsl's
+    sources at every start, which no installed copy does."""
+    env = _env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    bare = [sys.executable, "-c", "pass"]
+    command = [sys.executable, "-m", "freezedsl", *args]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        _cpu_seconds(command, env)
+        best_bare = best_command = float("inf")
+        for _ in range(7):
+            best_bare = min(best_bare, _cpu_seconds(bare, env))
+            best_command = min(best_command, _cpu_seconds(command, env))
+    finally:
+        os.chdir(cwd)
+    ratio = best_command / best_bare
+    assert ratio < STARTUP_GOAL, f"{' '.join(args)}: {best_command * 1000:.0f} ms of CPU, {ratio:.2f}x python -c pass ({best_bare * 1000:.0f} ms)"
+
+
 # ------------------------------------------------------------------ the same behaviour as click
 
 #: (id, files, argv, stdin). Every check/fmt shape the fast path takes, and a few it
