@@ -24,7 +24,7 @@ from freezedsl.planning.index import (
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
-from freezedsl.util import gc_paused
+from freezedsl.gcpause import gc_paused
 
 
 @dataclass(frozen=True)
