@@ -415,3 +415,61 @@ def test_resume_with_other_rules_fails(tmp_path: Path) -> None:
     )
     with pytest.raises(freezedsl.UsageError, match="saved with different rules"):
         trainer.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-6"))
+
+
+def test_trainer_run_equals_a_hand_written_loop(tmp_path: Path) -> None:
+    """The phases land on the same optimizer steps as in a plain loop that sets
+    requires_grad and edits the optimizer by hand (in-order batches, no clipping):
+    the same weights, bit for bit."""
+    trained, _, _ = run_bert(tmp_path, train_sampling_strategy="sequential", max_grad_norm=0.0)
+
+    model = bert()
+    params = dict(model.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(name in expected_trainable(list(params), 0))
+
+    def groups(names: list[str]) -> list[dict[str, Any]]:
+        decay = [n for n in names if expected_settings(n)[1]]
+        no_decay = [n for n in names if not expected_settings(n)[1]]
+        return [
+            {
+                "params": [params[n] for n in part],
+                "lr": expected_settings(part[0])[0],
+                "weight_decay": wd,
+            }
+            for part, wd in ((decay, WD), (no_decay, 0.0))
+        ]
+
+    optimizer = torch.optim.AdamW(groups(sorted(expected_trainable(list(params), 0))), lr=LR)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 2, 12)
+    data = Tokens()
+    for epoch in range(3):
+        if epoch == 1:
+            layer1 = [n for n in params if n.startswith("bert.encoder.layer.1.")]
+            for n in layer1:
+                params[n].requires_grad_(True)
+            for group in groups(layer1):
+                group["initial_lr"] = group["lr"]
+                group["lr"] *= (
+                    optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["initial_lr"]
+                )
+                optimizer.add_param_group(group)
+                scheduler.base_lrs.append(group["initial_lr"])
+                scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+                scheduler._last_lr.append(group["lr"])
+        if epoch == 2:
+            for p in model.bert.pooler.parameters():
+                p.requires_grad_(False)
+                p.grad = None
+                optimizer.state.pop(p, None)
+                for group in optimizer.param_groups:
+                    group["params"] = [q for q in group["params"] if q is not p]
+        for start in range(0, N, BATCH):
+            items = [data[i] for i in range(start, start + BATCH)]
+            batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+            model(**batch).loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+    for (name, a), (_, b) in zip(trained.named_parameters(), model.named_parameters()):
+        assert torch.equal(a, b), name
