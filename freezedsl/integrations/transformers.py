@@ -270,11 +270,20 @@ class FreezeCallback(TrainerCallback):
             )
         if _BUILT.get(optimizer) is None:
             self._check_settings(optimizer, names, trainer_built=trainer_built)
-        saves = str(getattr(args, "save_strategy", "no")).rsplit(".", 1)[-1].lower() != "no"
-        if trainer_built and saves and self.rules.program.scheduled:
+        strategy = getattr(args, "save_strategy", "no")
+        saves = str(getattr(strategy, "value", strategy)) != "no" and not getattr(
+            args, "save_only_model", False
+        )
+        changing = [
+            st
+            for st in self.rules.program.scheduled
+            if isinstance(st.statement, (ast.Rule, ast.Convert))
+        ]
+        if trainer_built and saves and changing:
+            times = sorted({st.at for st in changing})
             raise UsageError(
                 f"{self.rules.path or 'the rules'} change the trainable set at "
-                f"{schedule.unit} {', '.join(map(str, self.rules.phases()))}, and the Trainer's own "
+                f"{schedule.unit} {', '.join(map(str, times))}, and the Trainer's own "
                 "optimizer cannot resume from a checkpoint saved after such a change (it is built "
                 "from requires_grad before the checkpoint's phase is known)",
                 hint=_HOW + " (or save_strategy='no')",

@@ -417,6 +417,7 @@ def test_resume_with_other_rules_fails(tmp_path: Path) -> None:
         trainer.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-6"))
 
 
+@pytest.mark.slow
 def test_trainer_run_equals_a_hand_written_loop(tmp_path: Path) -> None:
     """The phases land on the same optimizer steps as in a plain loop that sets
     requires_grad and edits the optimizer by hand (in-order batches, no clipping):
