@@ -50,7 +50,7 @@ except ImportError as exc:  # tested in a subprocess without transformers
 
 from freezedsl.api import Rules, RulesLike, rules_from
 from freezedsl.errors import UsageError
-from freezedsl.pipeline import PhaseChange, Schedule, param_groups
+from freezedsl.pipeline import PhaseChange, Schedule, param_groups, reserved_groups
 from freezedsl.syntax import ast
 
 __all__ = ["STATE_KEY", "FreezeCallback", "build_optimizer"]
@@ -65,8 +65,9 @@ _HOW = (
     "weight_decay=...) and pass Trainer(optimizers=(optimizer, None))"
 )
 
-# Optimizers made by build_optimizer: rules sha256 and the base lr / weight decay.
-_BUILT: weakref.WeakKeyDictionary[Any, tuple[str, float, float]] = weakref.WeakKeyDictionary()
+# Optimizers made by build_optimizer: rules sha256, the base lr / weight decay, and
+# whether its reserved groups cover every group a phase adds.
+_BUILT: weakref.WeakKeyDictionary[Any, tuple[str, float, float, bool]] = weakref.WeakKeyDictionary()
 
 
 def build_optimizer(
@@ -83,17 +84,21 @@ def build_optimizer(
     The groups are ``freezedsl.param_groups(model, rules, lr=lr,
     weight_decay=weight_decay)``: trainable parameters only, with the rules' ``lr`` /
     ``weight_decay`` / ``lr decay`` statements resolved against ``lr`` and
-    ``weight_decay``. ``optimizer_cls`` defaults to ``torch.optim.AdamW``; it gets
-    ``lr=lr, weight_decay=weight_decay`` and ``optimizer_kwargs`` (``betas=...``), so
-    groups that later phases add resolve against the same base. Pass the result as
-    ``Trainer(optimizers=(optimizer, None))`` together with ``FreezeCallback(rules)``.
+    ``weight_decay``; then one empty group for every group a later phase will fill
+    (``freezedsl.pipeline.reserved_groups``), so the optimizer's number of groups never
+    changes and the LR scheduler the Trainer builds covers them all, also on resume.
+    ``optimizer_cls`` defaults to ``torch.optim.AdamW``; it gets ``lr=lr,
+    weight_decay=weight_decay`` and ``optimizer_kwargs`` (``betas=...``). Pass the result
+    as ``Trainer(optimizers=(optimizer, None))`` together with ``FreezeCallback(rules)``.
     """
     compiled = rules_from(rules)
     compiled.at(epoch=0, step=0).apply(model)
     groups = param_groups(model, compiled, lr=lr, weight_decay=weight_decay)
+    reserved = reserved_groups(model, compiled, groups, lr=lr, weight_decay=weight_decay)
     cls = torch.optim.AdamW if optimizer_cls is None else optimizer_cls
-    optimizer = cls(groups, lr=lr, weight_decay=weight_decay, **optimizer_kwargs)
-    _BUILT[_inner(optimizer)] = (compiled.sha256, float(lr), float(weight_decay))
+    optimizer = cls(groups + reserved, lr=lr, weight_decay=weight_decay, **optimizer_kwargs)
+    covers = not any(isinstance(st.statement, ast.Convert) for st in compiled.program.scheduled)
+    _BUILT[_inner(optimizer)] = (compiled.sha256, float(lr), float(weight_decay), covers)
     return optimizer
 
 
@@ -292,7 +297,9 @@ class FreezeCallback(TrainerCallback):
             isinstance(st.statement, ast.Rule) and st.statement.action == "unfreeze"
             for st in self.rules.program.scheduled
         )
-        if grows and saves and self._given_scheduler is None:
+        built = _BUILT.get(optimizer)
+        reserved = built is not None and built[3]
+        if grows and saves and self._given_scheduler is None and not reserved:
             raise UsageError(
                 f"a phase of {self.rules.path or 'the rules'} unfreezes parameters (a new optimizer "
                 "group), and the LR scheduler the Trainer builds inside train() would not know that "

@@ -142,16 +142,18 @@ class Probe(TrainerCallback):
 
 
 def run_bert(
-    out: Path, *, resume: str | None = None, **kw: Any
+    out: Path, *, resume: str | None = None, own_scheduler: bool = True, **kw: Any
 ) -> tuple[Any, Probe, FreezeCallback]:
+    """BERT_RULES for 3 epochs; the LR scheduler ours (linear warmup) or the Trainer's."""
     model = bert()
     optimizer = build_optimizer(model, BERT_RULES, lr=LR, weight_decay=WD)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 2, 12) if own_scheduler else None
     probe, callback = Probe(), FreezeCallback(BERT_RULES)
     trainer = Trainer(
         model=model,
         args=arguments(out, **kw),
         train_dataset=Tokens(),
-        optimizers=(optimizer, get_linear_schedule_with_warmup(optimizer, 2, 12)),
+        optimizers=(optimizer, scheduler),
         callbacks=[callback, probe],
     )
     trainer.train(resume_from_checkpoint=resume)
@@ -242,15 +244,20 @@ def test_trainer_built_optimizer_never_holds_a_frozen_parameter(tmp_path: Path) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "checkpoint", [2, 6, 10], ids=["before-phase-1", "after-phase-1", "after-phase-2"]
+    ("checkpoint", "own_scheduler"),
+    [(2, True), (6, True), (10, True), (6, False)],
+    ids=["before-phase-1", "after-phase-1", "after-phase-2", "after-phase-1-trainer-scheduler"],
 )
-def test_resume_matches_an_uninterrupted_run(tmp_path: Path, checkpoint: int) -> None:
-    full, _, _ = run_bert(tmp_path / "full", save_strategy="steps", save_steps=2)
+def test_resume_matches_an_uninterrupted_run(
+    tmp_path: Path, checkpoint: int, own_scheduler: bool
+) -> None:
+    kw: dict[str, Any] = {"own_scheduler": own_scheduler}
+    full, _, _ = run_bert(tmp_path / "full", save_strategy="steps", save_steps=2, **kw)
     ckpt = tmp_path / "full" / f"checkpoint-{checkpoint}"
     saved = torch.load(ckpt / "optimizer.pt", weights_only=True)
     assert saved[STATE_KEY]["history"] == [t for t in (1, 2) if checkpoint > 4 * t]
 
-    resumed, probe, callback = run_bert(tmp_path / "resumed", resume=str(ckpt))
+    resumed, probe, callback = run_bert(tmp_path / "resumed", resume=str(ckpt), **kw)
     for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
         assert torch.equal(a, b), name
     names = [n for n, _ in resumed.named_parameters()]
@@ -375,8 +382,12 @@ def test_phases_with_the_trainers_own_optimizer_without_checkpoints_run(tmp_path
 
 
 def test_unfreezing_phase_with_the_trainers_scheduler_and_checkpoints_fails(tmp_path: Path) -> None:
+    """A hand-built optimizer has no groups reserved for the phases (build_optimizer has)."""
     model = bert()
-    optimizer = build_optimizer(model, BERT_RULES, lr=LR, weight_decay=WD)
+    freezedsl.apply(model, freezedsl.compile(BERT_RULES).at(epoch=0))
+    optimizer = torch.optim.AdamW(
+        freezedsl.param_groups(model, BERT_RULES, lr=LR, weight_decay=WD), lr=LR, weight_decay=WD
+    )
     train_fails(
         tmp_path,
         r"a phase of the rules unfreezes parameters .* the LR scheduler the Trainer builds",
@@ -441,23 +452,20 @@ def test_trainer_run_equals_a_hand_written_loop(tmp_path: Path) -> None:
             for part, wd in ((decay, WD), (no_decay, 0.0))
         ]
 
-    optimizer = torch.optim.AdamW(groups(sorted(expected_trainable(list(params), 0))), lr=LR)
+    layer1 = [n for n in params if n.startswith("bert.encoder.layer.1.")]
+    reserved = groups(layer1)  # empty until epoch 1, as build_optimizer reserves them
+    for group in reserved:
+        group["params"] = []
+    first = groups(sorted(expected_trainable(list(params), 0)))
+    optimizer = torch.optim.AdamW(first + reserved, lr=LR)
     scheduler = get_linear_schedule_with_warmup(optimizer, 2, 12)
     data = Tokens()
     for epoch in range(3):
         if epoch == 1:
-            layer1 = [n for n in params if n.startswith("bert.encoder.layer.1.")]
             for n in layer1:
                 params[n].requires_grad_(True)
-            for group in groups(layer1):
-                group["initial_lr"] = group["lr"]
-                group["lr"] *= (
-                    optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["initial_lr"]
-                )
-                optimizer.add_param_group(group)
-                scheduler.base_lrs.append(group["initial_lr"])
-                scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
-                scheduler._last_lr.append(group["lr"])
+            for slot, group in zip(optimizer.param_groups[2:], groups(layer1)):
+                slot["params"].extend(group["params"])
         if epoch == 2:
             for p in model.bert.pooler.parameters():
                 p.requires_grad_(False)
