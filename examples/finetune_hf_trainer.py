@@ -6,8 +6,10 @@
 unfreezes one encoder layer per epoch (``at epoch 1:`` / ``at epoch 2:``), with
 layer-wise learning-rate decay and no weight decay for biases and LayerNorms.
 ``build_optimizer`` applies the rules in force at epoch 0 and builds AdamW's groups from
-the ``lr`` / ``weight_decay`` statements; ``FreezeCallback`` unfreezes each phase at its
-epoch and adds the newly trainable layer to the optimizer and the LR scheduler.
+the ``lr`` / ``weight_decay`` statements, plus an empty group reserved for each group a
+later phase fills; ``FreezeCallback`` unfreezes each phase at its epoch and moves the
+newly trainable layer into its reserved groups. The LR scheduler is the one the Trainer
+builds itself (linear decay after a warmup, from ``TrainingArguments``).
 
 The script trains three epochs with a checkpoint after each, then trains again from
 the checkpoint saved after epoch 2 (``trainer.train(resume_from_checkpoint=...)``) and
@@ -29,7 +31,6 @@ from transformers import (
     BertForSequenceClassification,
     Trainer,
     TrainingArguments,
-    get_linear_schedule_with_warmup,
 )
 from transformers.utils import logging as hf_logging
 
@@ -75,15 +76,13 @@ def train(
 ) -> tuple[BertForSequenceClassification, FreezeCallback]:
     model = tiny_bert()
     optimizer = build_optimizer(model, RULES, lr=2e-3, weight_decay=0.01)  # applies epoch 0
-    steps = EPOCHS * EXAMPLES // BATCH
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, num_warmup_steps=2, num_training_steps=steps
-    )
     callback = FreezeCallback(RULES)
     args = TrainingArguments(
         output_dir=out,
         num_train_epochs=EPOCHS,
         per_device_train_batch_size=BATCH,
+        lr_scheduler_type="linear",
+        warmup_steps=2,
         save_strategy="epoch",
         logging_strategy="epoch",
         report_to=[],
@@ -95,7 +94,7 @@ def train(
         model=model,
         args=args,
         train_dataset=Tokens(),
-        optimizers=(optimizer, scheduler),  # the scheduler too: phases add optimizer groups
+        optimizers=(optimizer, None),  # None: the Trainer builds the LR scheduler
         callbacks=[callback],
     )
     trainer.train(resume_from_checkpoint=resume)
@@ -109,7 +108,7 @@ def main() -> int:
         full, callback = train(f"{tmp}/full")
         for change in callback.changes:
             print(f"epoch {change.time}: unfroze {len(change.unfrozen)} tensors "
-                  f"({change.unfrozen[0]}, ...), optimizer groups {list(change.added_groups)} added")  # fmt: skip
+                  f"({change.unfrozen[0]}, ...), filled optimizer groups {list(change.added_groups)}")  # fmt: skip
         assert callback.schedule is not None and callback.schedule.optimizer is not None
         for group in callback.schedule.optimizer.param_groups:
             print(f"  group {group['name']!r}: {len(group['params'])} tensors, "
