@@ -191,6 +191,13 @@ class FreezeCallback(TrainerCallback):
                 f"(sha256 {built[0][:12]}... vs {self.rules.sha256[:12]}...)",
                 hint="pass the same rules (file or text) to both",
             )
+        for what, mine_value, index in (("lr", self.lr, 1), ("weight_decay", self.weight_decay, 2)):
+            if built is not None and mine_value is not None and mine_value != built[index]:
+                raise UsageError(
+                    f"FreezeCallback({what}={mine_value:g}) differs from the {what} the optimizer "
+                    f"was built with (build_optimizer({what}={built[index]:g}))",
+                    hint=f"leave {what} out of FreezeCallback: it uses build_optimizer's",
+                )
         if self.lr is not None or built is not None or trainer_built:
             schedule.lr = (
                 self.lr if self.lr is not None else (built[1] if built else args.learning_rate)

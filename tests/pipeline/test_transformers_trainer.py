@@ -482,3 +482,16 @@ def test_trainer_run_equals_a_hand_written_loop(tmp_path: Path) -> None:
             optimizer.zero_grad(set_to_none=True)
     for (name, a), (_, b) in zip(trained.named_parameters(), model.named_parameters()):
         assert torch.equal(a, b), name
+
+
+def test_callback_base_lr_other_than_the_optimizers_fails(tmp_path: Path) -> None:
+    model = bert()
+    optimizer = build_optimizer(model, BERT_RULES, lr=LR, weight_decay=WD)
+    with pytest.raises(freezedsl.UsageError, match=r"FreezeCallback\(lr=0\.01\) differs"):
+        Trainer(
+            model=model,
+            args=arguments(tmp_path),
+            train_dataset=Tokens(),
+            optimizers=(optimizer, None),
+            callbacks=[FreezeCallback(BERT_RULES, lr=0.01)],
+        )
