@@ -56,7 +56,8 @@ __all__ = [
 
 #: Modules that register rules at import time; missing ones are skipped. The runtime
 #: families import torch, so static linting loads them only when a code needs them.
-STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static")
+# peft_checks (FZ350/FZ351) is torch-free and also runs in `lint --model`: always loaded.
+STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static", "freezedsl.lint.peft_checks")
 RUNTIME_RULE_MODULES = (
     "freezedsl.lint.runtime",
     "freezedsl.lint.instrument",
