@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import freezedsl
 from freezedsl.errors import SelectionError
@@ -171,3 +173,26 @@ def test_ia3_and_compiled_peft_model() -> None:
 def test_typo_hints_use_bare_names() -> None:
     with pytest.raises(SelectionError, match="did you mean 'bert.encoder'"):
         _selected(lora_bert(), "bert.encodr")
+
+
+_BARE = bert()
+_PEFT = lora_bert(bert())  # another model: _BARE stays bare
+_BARE_NAMES = {id(p): n for n, p in _BARE.named_parameters()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["bert.encoder.layer", "bert.encoder.layer[-1].attention.self", "bert.encoder.layer.0.attention", "bert"]),
+    st.integers(-3, 3) | st.none(),
+    st.integers(-3, 3) | st.none(),
+)
+def test_slices_select_the_same_base_names_through_peft(prefix: str, start: int | None, stop: int | None) -> None:
+    """Slices index the bare model's children: base names agree once peft's levels are dropped."""
+    a = "" if start is None else str(start)
+    b = "" if stop is None else str(stop)
+    selector = f"{prefix}[{a}:{b}]?"
+    bare = {_BARE_NAMES[i] for i in _ids(_BARE, _selected(_BARE, selector))}
+    peft_names = _selected(_PEFT, selector)
+    base = {n.removeprefix("base_model.model.").replace(".base_layer.", ".") for n in peft_names if ".lora_" not in n}
+    assert base == bare
+    assert all(".lora_" in n or n.removeprefix("base_model.model.").replace(".base_layer.", ".") in bare for n in peft_names)
