@@ -291,19 +291,25 @@ class ModelIndex:
         out.extend(range(~self.param_start[j], ~self.param_start[j + 1], -1))
         return out
 
-    def child(self, j: int, segment: str) -> int | None:
+    def child(self, j: int, segment: str, levels_first: bool = False) -> int | None:
         """The ref of module ``j``'s child called ``segment``, or None.
 
         A scan of ``j``'s direct children: cheaper than a table of every path in the
         model when only a few modules are asked (the usual case: the root, a block).
+        A PEFT level (``base_model``, ``model``, ``base_layer``) is looked through
+        first; ``levels_first`` takes it by its own name first instead, for full names
+        such as ``base_model.model.model.layers`` (a Llama inside a LoraModel).
         """
         segs = self.module_segs
         for k in self._direct_submodules(j):
             if k in self.transparent:
-                found = self.child(k, segment)
+                named = k in self.named_levels and segs[k] == segment
+                if named and levels_first:
+                    return k
+                found = self.child(k, segment, levels_first)
                 if found is not None and found >= 0:
                     return found
-                if k in self.named_levels and segs[k] == segment:  # base_model, base_layer, ...
+                if named:
                     return k
             elif segs[k] == segment:
                 return k
@@ -312,14 +318,14 @@ class ModelIndex:
                 return ~i
         return None
 
-    def children_named(self, mods: Iterable[int], segment: str) -> list[int]:
+    def children_named(self, mods: Iterable[int], segment: str, levels_first: bool = False) -> list[int]:
         """The child called ``segment`` of each module of ``mods`` that has one.
 
         :meth:`child` inlined for the hot path, ``blocks.*.experts.*.w1`` with 15k
         parents: a walk over each parent's direct children, no model-wide table.
         """
         if self.transparent:
-            return [c for c in (self.child(j, segment) for j in mods) if c is not None]
+            return [c for c in (self.child(j, segment, levels_first) for j in mods) if c is not None]
         segs, end, start, leaf = self.module_segs, self.module_end, self.param_start, self.leaf
         out: list[int] = []
         add = out.append

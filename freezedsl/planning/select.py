@@ -234,6 +234,27 @@ class Evaluator:
     # ----------------------------------------------------------- paths
     def path_refs(self, path: ast.Path, optional: bool) -> list[int]:
         idx = self.index
+        if not idx.named_levels:
+            return self._path_refs(path, optional)
+        # PEFT: a path that starts at a level (`base_model.model.model.layers`) is a full
+        # name and takes the levels by their own names; any other path is read as on the
+        # bare model (`model.layers` looks through LoraModel.model), and a full name
+        # written from further down (`query.base_layer`) still resolves. Errors are those
+        # of the first reading.
+        first = path.parts[0] if path.parts else None
+        full = isinstance(first, ast.Word) and idx.direct_child(0, first.name) in idx.named_levels
+        try:
+            refs = self._path_refs(path, optional, levels_first=full)
+        except SelectionError:
+            refs = []
+        return (
+            refs
+            or self._path_refs(path, True, levels_first=not full)
+            or self._path_refs(path, optional, levels_first=full)
+        )
+
+    def _path_refs(self, path: ast.Path, optional: bool, levels_first: bool = False) -> list[int]:
+        idx = self.index
         cur: list[int] = [0]
         skip = False
         for k, part in enumerate(path.parts):
@@ -256,7 +277,7 @@ class Evaluator:
                 cur = nxt
                 continue
             if isinstance(part, ast.Word):
-                nxt = idx.children_named([r for r in cur if r >= 0], part.name)
+                nxt = idx.children_named([r for r in cur if r >= 0], part.name, levels_first)
                 if not nxt and part.name == "children" and isinstance(following, (ast.Index, ast.Slice)):
                     continue  # `backbone.body.children[:5]` reads as `backbone.body[:5]`
             elif isinstance(part, ast.Glob):

@@ -58,3 +58,17 @@ def lora_gpt2(**config: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return peft.get_peft_model(gpt2(), cfg)
+
+
+def lora_llama() -> Any:
+    """A Llama (``model.layers``, untied ``lm_head``) inside a LoraModel: its full names
+    repeat ``model`` (``base_model.model.model.layers.0``)."""
+    cfg = transformers.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, vocab_size=100, tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    lora = peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return peft.get_peft_model(transformers.LlamaForCausalLM(cfg), lora)

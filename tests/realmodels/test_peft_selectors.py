@@ -22,7 +22,7 @@ from freezedsl.planning.index import build_index
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax.parser import parse
 
-from ._peft_models import bert, ia3_gpt2, lora_bert, lora_gpt2, torch
+from ._peft_models import bert, ia3_gpt2, lora_bert, lora_gpt2, lora_llama, torch
 
 
 def _selected(model: Any, selector: str) -> list[str]:
@@ -73,8 +73,9 @@ def test_a_path_through_the_adapter_levels_keeps_bare_meaning() -> None:
     ]
 
 
-def test_every_real_path_of_the_peft_model_still_works() -> None:
-    model = lora_bert()
+@pytest.mark.parametrize("build", [lora_bert, lora_llama], ids=["bert", "llama"])
+def test_every_real_path_of_the_peft_model_still_works(build: Any) -> None:
+    model = build()
     names = [n for n, _ in model.named_parameters()]
     for path, _ in model.named_modules():
         if not path:
@@ -168,6 +169,22 @@ def test_ia3_and_compiled_peft_model() -> None:
     assert _selected(compiled, "bert.encoder.layer.1.attention.self.query.weight") == [
         "base_model.model.bert.encoder.layer.1.attention.self.query.base_layer.weight"
     ]
+
+
+def test_bare_and_full_names_on_a_llama_both_work() -> None:
+    """LlamaForCausalLM has a child `model`: `model.layers` is the bare reading, and the
+    full name `base_model.model.model.layers` still resolves."""
+    model = lora_llama()
+    layer0 = [n for n, _ in model.named_parameters() if n.startswith("base_model.model.model.layers.0.")]
+    assert _selected(model, "model.layers[0]") == layer0
+    assert _selected(model, "base_model.model.model.layers[0]") == layer0
+    assert _selected(model, "model") == [n for n, _ in model.named_parameters() if n.startswith("base_model.model.model.")]
+    assert "lm_head" not in " ".join(_selected(model, "model"))
+    from freezedsl.planning.tree import resolve_root
+
+    index = build_index(model)
+    assert index.module_paths[resolve_root(index, "base_model.model.model.layers.0")] == "base_model.model.model.layers.0"
+    assert index.module_paths[resolve_root(index, "model.layers.0")] == "base_model.model.model.layers.0"
 
 
 def test_typo_hints_use_bare_names() -> None:
