@@ -65,18 +65,21 @@ ADAPTER_FROZEN = register(
         "A PEFT adapter is frozen while the model trains, so it never learns.",
         what="""
 Looks at the active adapter of every unmerged peft tuner layer of a model in training
-mode (``model.train()``) and fires when
+mode (``model.train()``). An adapter is *at its initial value* in a layer where it
+computes nothing yet: LoRA's ``lora_B`` (and ``lora_embedding_B``) all zero, IA3's
+``ia3_l`` all one. Fires when
 
-* every tensor of that adapter, in every layer, has ``requires_grad=False`` (one finding
-  per adapter name), or
-* in some layers the adapter is frozen at its initial value, where it computes nothing:
-  LoRA's ``lora_B`` (and ``lora_embedding_B``) still all zero, IA3's ``ia3_l`` still
-  all one (one finding per adapter, naming the first such layer).
+* every tensor of the adapter, in every layer, has ``requires_grad=False`` and the
+  adapter is at its initial value somewhere, or nothing in the model trains at all
+  (one finding per adapter name), or
+* the adapter trains in some layers but is frozen at its initial value in others (one
+  finding per adapter, naming the first such layer).
 
 Inactive adapters of a multi-adapter model (peft freezes them), merged layers and
-models in ``eval()`` mode are skipped; so is a model on the meta device for the second
-case (its values cannot be read). A trained adapter (``lora_B`` not zero) frozen in part
-of the model is a deliberate choice and is not reported.
+models in ``eval()`` mode are skipped. A trained adapter (``lora_B`` not zero) kept
+frozen, in part or whole, while something else trains is a deliberate choice and is not
+reported; on the meta device values cannot be read, so only the "nothing trains" case
+is.
 """,
         why="""
 A frozen adapter receives no update: with the whole adapter frozen the run trains only
@@ -193,8 +196,12 @@ def check_adapters(
                     frozen_at_init.setdefault(adapter, []).append((name, attr))
     if not training:
         return out
+    nothing_trains = not any(trains(p) for p in model.parameters())
     for adapter, flags in adapter_state.items():
-        if not any(flags):
+        # Wholly frozen: a mistake when it has not learned yet (frozen_at_init) or when
+        # nothing trains at all (from_pretrained without is_trainable); a trained adapter
+        # kept fixed while a head trains is a choice.
+        if not any(flags) and (adapter in frozen_at_init or nothing_trains):
             out.append(
                 diag(
                     ADAPTER_FROZEN,
@@ -205,7 +212,7 @@ def check_adapters(
                     obj=adapter,
                 )
             )
-        elif adapter in frozen_at_init:
+        elif adapter in frozen_at_init and any(flags):
             layers = frozen_at_init[adapter]
             first = show(f"{layers[0][0]}.{layers[0][1]}.{adapter}")
             out.append(

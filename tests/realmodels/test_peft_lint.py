@@ -80,6 +80,23 @@ def test_fz351_whole_adapter_frozen_and_clean_twin() -> None:
     assert _codes(twin) == []
 
 
+def _trained(model: Any) -> Any:
+    """The adapter after some training: lora_B no longer zero."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.01)
+    return model
+
+
+def test_fz351_a_trained_adapter_kept_fixed_while_the_head_trains_is_clean() -> None:
+    model = _trained(lora_bert())
+    freezedsl.apply(model, "freeze all\nunfreeze classifier")
+    assert _codes(model) == []
+    model.requires_grad_(False)  # ... but with nothing training at all, it is reported
+    assert {c for c, _ in _codes(model)} == {"FZ304", "FZ351"}
+
+
 def test_fz351_loaded_frozen_adapter_in_training() -> None:
     model = lora_bert()
     model.requires_grad_(False)  # what PeftModel.from_pretrained does without is_trainable=True
@@ -93,11 +110,7 @@ def test_fz351_adapter_frozen_at_its_initial_value() -> None:
     [d] = check(model)
     assert d.code == "FZ351" and "initial value in 2 layers" in d.message
     assert d.obj == "base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.default"
-    trained = lora_bert()  # the same rule on an adapter that has learned: a deliberate choice
-    with torch.no_grad():
-        for name, p in trained.named_parameters():
-            if "lora_B" in name:
-                p.fill_(0.01)
+    trained = _trained(lora_bert())  # the same rule on an adapter that has learned: a choice
     freezedsl.apply(trained, "freeze bert.encoder.layer[0]")
     assert _codes(trained) == []
     ia3 = ia3_gpt2()
@@ -117,6 +130,10 @@ def test_meta_model_values_are_not_read() -> None:
     model = lora_bert(base)
     freezedsl.apply(model, "freeze bert.encoder.layer[0]")
     assert check_adapters(model) == []
+    freezedsl.apply(model, "freeze all\nunfreeze classifier")
+    assert check_adapters(model) == []  # whether the adapter has learned cannot be read
+    freezedsl.apply(model, "freeze all")
+    assert [d.code for d in check_adapters(model)] == ["FZ351"]
 
 
 def test_models_without_peft_give_nothing() -> None:
