@@ -25,6 +25,7 @@ from itertools import compress, count, repeat
 from operator import attrgetter, eq, invert
 from typing import Any
 
+from freezedsl.gcpause import gc_paused
 from freezedsl.planning.bits import (
     bits_mask,
     indices_mask,
@@ -38,7 +39,6 @@ from freezedsl.planning.walk import Tree
 from freezedsl.planning.walk import walk_iterative as _walk_iterative
 from freezedsl.planning.walk import walk_recursive as _walk_recursive
 from freezedsl.planning.wrappers import peft_levels, unwrap, view_paths
-from freezedsl.util import gc_paused
 
 # Re-exported: callers import these from the index, where they used to live.
 __all__ = [
