@@ -22,6 +22,7 @@ SCRIPTS = [
         "finetune_bert.py",
         "finetune_gpt.py",
         "finetune_hf_trainer.py",
+        "finetune_peft.py",
     )
 ]
 
