@@ -316,9 +316,10 @@ def lint_command(
     file_config = load_config(config_path)
     needed = [c for codes in cli_codes.values() for c in codes or ()]
     needed += [code for _, code in all_codes(file_config)]
-    # Runtime rule families import torch: load them only to run a script or when a
-    # code needs them, so static linting stays fast.
-    rules = runner.load_rules(runtime=script_form is not None, needed=needed)
+    # Runtime rule families import torch: load them only to run a script, with --model
+    # (FZ350/FZ351 check the planned state) or when a code needs them, so static
+    # linting stays fast.
+    rules = runner.load_rules(runtime=script_form is not None or model_spec is not None, needed=needed)
     for origin, codes in cli_codes.items():
         runner.check_codes(codes or (), rules, origin)
     overrides: dict[str, Any] = {

@@ -59,6 +59,7 @@ __all__ = [
 STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static")
 RUNTIME_RULE_MODULES = (
     "freezedsl.lint.runtime",
+    "freezedsl.lint.peft_checks",  # also run by `lint --model` (rulefiles), which loads these
     "freezedsl.lint.instrument",
     "freezedsl.lint.cost",
 )
@@ -513,8 +514,8 @@ def lint_paths(
     Raises :class:`~freezedsl.errors.FreezeError` for bad paths or settings.
     """
     resolver = as_resolver(config)
-    if rules is None:
-        rules = load_rules(runtime=False, needed=[c for _, c in all_codes(resolver.base)])
+    if rules is None:  # with a model, FZ350/FZ351 run on the planned state: runtime codes too
+        rules = load_rules(runtime=model is not None, needed=[c for _, c in all_codes(resolver.base)])
     report = LintReport()
     filt = _Filter(resolver, rules, report)
     filt.enabled(resolver.base)  # bad codes in the base settings fail before any work

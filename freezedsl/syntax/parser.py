@@ -23,9 +23,9 @@ import os
 import re
 
 from freezedsl.errors import RuleSyntaxError
+from freezedsl.gcpause import gc_paused
 from freezedsl.syntax import ast
 from freezedsl.syntax.trivia import _code_only
-from freezedsl.util import gc_paused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import bisect
 import re
+from dataclasses import replace
 
 from freezedsl.errors import source_lines
 from freezedsl.syntax import ast
-from freezedsl.util import replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
