@@ -2,7 +2,8 @@
 
 A MODEL on the command line is one of: an architecture ``package.module:callable``
 (imported and called, like ``python -c``), a state dict or checkpoint file (needs
-``--arch``), a pickled ``nn.Module`` or a TorchScript archive. The last two run code
+``--arch``), a Hugging Face ``save_pretrained`` folder or ``.safetensors`` file
+(:mod:`freezedsl.loaders.hffiles`), a pickled ``nn.Module`` or a TorchScript archive. The last two run code
 from the file when loaded, so both need ``trust_pickle=True`` (``--trust-pickle``).
 A MODEL that exists as a path, a dangling symlink included, is always a file.
 
@@ -42,6 +43,7 @@ from freezedsl.loaders.base import (
     quiet,
     sidecar_path,
 )
+from freezedsl.loaders.hffiles import load_hf
 from freezedsl.loaders.kinds import check_model_path, sniff
 from freezedsl.loaders.statedict import common_prefix, describe, load_state, split_checkpoint
 from freezedsl.loaders.unpickle import PickledObject, load_trusted, load_weights_only
@@ -70,6 +72,7 @@ class LoadOptions:
     meta: bool | None
     map_location: str
     apply_manifest: bool
+    config: str | None = None  # --model-config: a Hugging Face config.json for a .safetensors file
 
 
 #: Format handlers, asked in order about every existing MODEL path (see module doc).
@@ -92,6 +95,7 @@ def load_model(
     meta: bool | None = None,
     map_location: str = "cpu",
     apply_manifest: bool = True,
+    config: str | None = None,
 ) -> LoadedModel:
     """Load MODEL (an architecture or a file) without running untrusted code.
 
@@ -102,9 +106,14 @@ def load_model(
     the weights fit but keeps the module on meta; ``None``/``False`` load the weights.
     Pickles and TorchScript always carry their weights. ``apply_manifest`` restores
     requires_grad from a manifest stored in or beside the file, because a state dict
-    cannot carry it.
+    cannot carry it. ``config`` (``--model-config``) is the Hugging Face config.json
+    that describes a bare ``.safetensors`` file's model.
     """
     if is_arch_spec(spec):
+        if config is not None:
+            raise UsageError(
+                f"--model-config is only used with a .safetensors file; '{spec}' is an architecture"
+            )
         if arch is not None:
             raise UsageError(
                 f"--arch is only used with a state dict file; '{spec}' is already an "
@@ -123,7 +132,7 @@ def load_model(
     path = spec
     _check_device(map_location)
     check_model_path(path)
-    options = LoadOptions(arch, trust_pickle, meta, map_location, apply_manifest)
+    options = LoadOptions(arch, trust_pickle, meta, map_location, apply_manifest, config)
     for handler in _HANDLERS:  # the one place other formats (folders, safetensors) plug in
         handled = handler(path, options)
         if handled is not None:
@@ -131,6 +140,9 @@ def load_model(
     loaded = _load_torch_file(path, options)
     _check_initialized(loaded.module, path)
     return loaded
+
+
+register_format(load_hf)  # save_pretrained folders and .safetensors files
 
 
 def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
