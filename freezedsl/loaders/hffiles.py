@@ -70,8 +70,10 @@ def looks_like_safetensors(path: str) -> bool:
 
 
 def is_hf_folder(path: str) -> bool:
+    """A folder with a config.json or safetensors weights (a folder holding only
+    ``pytorch_model.bin`` is an ordinary folder: pass its file with --arch)."""
     return os.path.isdir(path) and any(
-        os.path.lexists(os.path.join(path, name)) for name in (CONFIG, *WEIGHT_NAMES)
+        os.path.lexists(os.path.join(path, name)) for name in (CONFIG, ST_INDEX, ST_SINGLE)
     )
 
 
@@ -113,7 +115,8 @@ def _member(folder: str, name: str, roots: list[str]) -> str:
     """``folder/name`` if it is a regular file inside the folder; one-line error otherwise."""
     path = os.path.join(folder, name)
     if not os.path.exists(path):
-        raise ModelLoadError(f"{path} does not exist ({'a dangling symlink' if os.path.lexists(path) else 'missing'})")
+        dangling = " (a dangling symlink)" if os.path.lexists(path) else ""
+        raise ModelLoadError(f"{path} does not exist{dangling}; the model folder is incomplete (copy it again)")
     real = os.path.realpath(path)
     if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
         raise ModelLoadError(
