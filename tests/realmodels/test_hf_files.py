@@ -407,3 +407,34 @@ def test_missing_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_model(str(tmp_path / "w.safetensors"), arch=CNN)
     assert str(info.value).endswith("needs the Python package 'safetensors', which is not installed; "
                                     "install it with: pip install freezedsl[hf]")
+
+
+def test_lint_model_config(saved: dict[str, tuple[nn.Module, Path]], tmp_path: Path) -> None:
+    """`lint --model X.safetensors --model-config config.json` checks rule files against it."""
+    folder = saved["gpt2"][1]
+    (tmp_path / "typo.frz").write_text("freeze transformer.hh[0]\n")
+    result = _invoke("lint", tmp_path / "typo.frz", "--model", folder / "model.safetensors",
+                     "--model-config", folder / "config.json")
+    assert result.exit_code == 1, result.output
+    assert "transformer.hh" in result.output
+
+
+def test_a_failed_folder_write_leaves_nothing(
+    saved: dict[str, tuple[nn.Module, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freezedsl.loaders import stfiles
+
+    calls = []
+
+    def failing(*args: object) -> object:
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    real = stfiles.writer
+    monkeypatch.setattr(stfiles, "writer", failing)
+    out = tmp_path / "out"
+    err = _one_line_error(_invoke("apply", _rules(tmp_path, "freeze all\n"), saved["llama-sharded"][1], "-o", out))
+    assert err.endswith("cannot write " + str(out) + ": No space left on device"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.frz"]
