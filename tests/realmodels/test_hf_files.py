@@ -438,3 +438,44 @@ def test_a_failed_folder_write_leaves_nothing(
     err = _one_line_error(_invoke("apply", _rules(tmp_path, "freeze all\n"), saved["llama-sharded"][1], "-o", out))
     assert err.endswith("cannot write " + str(out) + ": No space left on device"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.frz"]
+
+
+def test_remote_code_folder_loads_with_the_users_own_builder(
+    saved: dict[str, tuple[nn.Module, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way out of an auto_map refusal: --arch names the user's builder; the folder's
+    config.json (and its code) is then never read."""
+    folder = _copy_folder(saved["llama"][1], tmp_path / "m")
+    _edit_config(folder, auto_map={"AutoModelForCausalLM": "modeling_evil.EvilModel"})
+    (folder / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    (tmp_path / "fz_my_llama.py").write_text(
+        "import transformers\n"
+        "def build():\n"
+        "    cfg = transformers.LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,\n"
+        "                                   num_key_value_heads=1, intermediate_size=37, vocab_size=100)\n"
+        "    return transformers.LlamaForCausalLM(cfg)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "fz_my_llama", raising=False)
+    monkeypatch.setattr(sys, "path", [*sys.path])
+    with pytest.raises(ModelLoadError, match=r"auto_map"):
+        load_model("m")
+    loaded = load_model("m", arch="fz_my_llama:build")
+    assert torch.equal(_logits(loaded.module), _logits(saved["llama"][0]))
+    out = tmp_path / "out"
+    assert _invoke("apply", _rules(tmp_path, "freeze all\n"), "m", "--arch", "fz_my_llama:build", "-o", out).exit_code == 0
+    assert (out / "modeling_evil.py").exists()  # copied as a file, never imported
+
+
+def test_hub_cache_snapshot_links_are_followed(saved: dict[str, tuple[nn.Module, Path]], tmp_path: Path) -> None:
+    """huggingface_hub's cache: snapshots/REV/* are symlinks into ../../blobs/."""
+    repo = tmp_path / "models--tiny--gpt2"
+    (repo / "blobs").mkdir(parents=True)
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for item in saved["gpt2"][1].iterdir():
+        blob = repo / "blobs" / f"blob-{item.name}"
+        blob.write_bytes(item.read_bytes())
+        (snapshot / item.name).symlink_to(os.path.relpath(blob, snapshot))
+    loaded = load_model(str(snapshot))
+    assert torch.equal(_logits(loaded.module), _logits(saved["gpt2"][0]))
