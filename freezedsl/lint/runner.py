@@ -538,7 +538,8 @@ def lint_paths(
         if noqa.file_all or not filt.enabled(filt.config_for(path)):
             continue  # nothing could survive; skip the work
         if path.endswith(".frz") and model is not None and loaded_model is None:
-            loaded_model = _load_model(model, arch, trust_pickle, model_config)
+            extra = (model_config,) if model_config is not None else ()
+            loaded_model = _load_model(model, arch, trust_pickle, *extra)
         filt.add(_check_file(path, text, loaded_model))
     return report
 
