@@ -102,8 +102,8 @@ _model_options = [
         "--model-config",
         metavar="CONFIG.JSON",
         default=None,
-        help="Hugging Face config.json for a .safetensors MODEL: builds the class it names "
-        "(or the --arch transformers:ClassName) from it.",
+        help="Hugging Face config.json for a .safetensors or state-dict MODEL: builds the class it "
+        "names (or the --arch transformers:ClassName) from it.",
     ),
     click.option(
         "--device",

@@ -43,7 +43,8 @@ from freezedsl.loaders.base import (
     quiet,
     sidecar_path,
 )
-from freezedsl.loaders.hffiles import load_hf
+from freezedsl.loaders.hfconfig import split_hf_arch
+from freezedsl.loaders.hffiles import build_and_fit, load_hf
 from freezedsl.loaders.kinds import check_model_path, sniff
 from freezedsl.loaders.statedict import common_prefix, describe, load_state, split_checkpoint
 from freezedsl.loaders.unpickle import PickledObject, load_trusted, load_weights_only
@@ -107,7 +108,7 @@ def load_model(
     Pickles and TorchScript always carry their weights. ``apply_manifest`` restores
     requires_grad from a manifest stored in or beside the file, because a state dict
     cannot carry it. ``config`` (``--model-config``) is the Hugging Face config.json
-    that describes a bare ``.safetensors`` file's model.
+    that describes the model of a bare ``.safetensors`` file or a state dict file.
     """
     if is_arch_spec(spec):
         if config is not None:
@@ -148,6 +149,11 @@ register_format(load_hf)  # save_pretrained folders and .safetensors files
 def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
     fmt = sniff(path)
     arch = options.arch
+    if options.config is not None and fmt == "torchscript":
+        raise UsageError(
+            f"--model-config is used with a state dict or .safetensors file; {path} is a "
+            "TorchScript archive that carries its own architecture"
+        )
     if fmt == "torchscript":
         if arch is not None:
             raise UsageError(
@@ -169,7 +175,7 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         obj = load_trusted(path, options.map_location)
         loaded = _as_pickled_module(obj, path)
         if loaded is not None:
-            if arch is not None:
+            if arch is not None or options.config is not None:
                 raise UsageError(
                     f"--arch is only used with a state dict; {path} holds a pickled "
                     f"{type(loaded.module).__name__} that carries its own architecture"
@@ -181,7 +187,7 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         # Namespace, numpy arrays...): continue as a state dict.
 
     state, extra, manifest, key = split_checkpoint(obj, path)
-    if arch is None:
+    if arch is None and options.config is None:
         raise ModelLoadError(
             f"{path} holds a state dict ({len(state)} tensors) but no architecture; pass "
             "--arch package.module:callable (e.g. torchvision.models:resnet18)"
@@ -191,7 +197,11 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         manifest = _sidecar_manifest(path)
     on_meta = options.meta is True
     notes: list[str] = []
-    module = load_state(state, path, arch, meta=on_meta, notes=notes)
+    if options.config is not None or split_hf_arch(arch)[0]:  # a transformers class from a config.json
+        module, arch = build_and_fit(state, path, arch, options.config, meta=on_meta)
+    else:
+        assert arch is not None
+        module = load_state(state, path, arch, meta=on_meta, notes=notes)
     if options.apply_manifest and manifest is not None:
         _apply(module, manifest, path)
     on_meta = on_meta and any(p.is_meta for p in module.parameters())

@@ -209,7 +209,7 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 @click.option(
     "--model-config",
     metavar="CONFIG.JSON",
-    help="Hugging Face config.json for a --model .safetensors file (see freezedsl apply --help).",
+    help="Hugging Face config.json for a --model .safetensors or state dict file (see freezedsl apply --help).",
 )
 @click.option(
     "--trust-pickle",

@@ -90,12 +90,7 @@ def load_hf(path: str, options: LoadOptions) -> LoadedModel | None:
             )
         return _load_folder(path, options)
     if not looks_like_safetensors(path):
-        if config is not None:
-            raise UsageError(
-                f"--model-config is only used with a .safetensors file or a Hugging Face model "
-                f"folder; {path} is neither"
-            )
-        return None
+        return None  # a torch.save file: --model-config works there too (build_and_fit)
     return _load_file(path, options, config)
 
 
@@ -283,6 +278,16 @@ def _load_file(path: str, options: LoadOptions, config: str | None) -> LoadedMod
     layout = HfLayout(None, [described])
     manifest = _file_manifest(path)
     return _loaded(module, "safetensors", path, options, what, layout, manifest, meta)
+
+
+def build_and_fit(
+    state: dict[str, torch.Tensor], path: str, arch: str | None, config: str | None, *, meta: bool
+) -> tuple[nn.Module, str]:
+    """(module, architecture label) for a torch.save state dict whose model is described by
+    ``--model-config`` or named ``--arch transformers:ClassName``."""
+    module, what, built_by = _build(arch, config, None, meta=meta)
+    _fit(module, state, path, what, built_by, meta=meta)
+    return module, what
 
 
 def _build(

@@ -479,3 +479,19 @@ def test_hub_cache_snapshot_links_are_followed(saved: dict[str, tuple[nn.Module,
         (snapshot / item.name).symlink_to(os.path.relpath(blob, snapshot))
     loaded = load_model(str(snapshot))
     assert torch.equal(_logits(loaded.module), _logits(saved["gpt2"][0]))
+
+
+def test_torch_save_state_dict_with_model_config(saved: dict[str, tuple[nn.Module, Path]], tmp_path: Path) -> None:
+    """A transformers model's torch.save(state_dict) file takes --model-config too; it stays
+    a torch.save state dict (plus OUT.freeze.json) when written."""
+    reference, folder = saved["gpt2"]
+    torch.save(reference.state_dict(), tmp_path / "w.pt")
+    loaded = load_model(str(tmp_path / "w.pt"), config=str(folder / "config.json"))
+    assert loaded.kind == "state_dict" and loaded.arch == "transformers:GPT2LMHeadModel"
+    assert torch.equal(_logits(loaded.module), _logits(reference))
+    out = tmp_path / "o.pt"
+    result = _invoke("apply", _rules(tmp_path, RULES["gpt2"]), tmp_path / "w.pt", "--model-config",
+                     folder / "config.json", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert list(torch.load(out, weights_only=True)) == list(reference.state_dict())
+    assert (tmp_path / "o.pt.freeze.json").exists()
