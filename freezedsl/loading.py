@@ -113,7 +113,7 @@ def load_model(
     if is_arch_spec(spec):
         if config is not None:
             raise UsageError(
-                f"--model-config is only used with a .safetensors file; '{spec}' is an architecture"
+                f"--model-config is only used with a .safetensors or state dict file; '{spec}' is an architecture"
             )
         if arch is not None:
             raise UsageError(

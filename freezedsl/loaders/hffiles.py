@@ -162,25 +162,29 @@ def _read_index(path: str, suffix: str) -> tuple[dict[str, str], dict[str, Any] 
 
 
 def _read_weights(
-    folder: str, names: list[str], roots: list[str], *, bin_files: bool, meta: bool
-) -> tuple[dict[str, torch.Tensor], list[StFile]]:
+    folder: str, names: list[str], roots: list[str], *, bin_files: bool
+) -> tuple[dict[str, torch.Tensor], list[StFile], list[str]]:
+    """(state, file descriptions, safetensors paths still to read). safetensors files are
+    read header-only here (meta tensors) and their data later, one file at a time."""
     from freezedsl.loaders import stfiles
 
     state: dict[str, torch.Tensor] = {}
     files: list[StFile] = []
+    pending: list[str] = []
     for name in names:
         path = _member(folder, name, roots)
         if bin_files:
             tensors, described = _read_bin(path)
             described.name = _safetensors_name(name)
         else:
-            tensors, described = stfiles.read(path, meta=meta)
+            tensors, described = stfiles.read(path, meta=True)
+            pending.append(path)
         twice = [k for k in tensors if k in state]
         if twice:
             raise ModelLoadError(f"{path} holds {one_line(twice[0])}, which another weight file of {folder} holds too")
         state.update(tensors)
         files.append(described)
-    return state, files
+    return state, files, pending
 
 
 def _safetensors_name(bin_name: str) -> str:
@@ -237,11 +241,11 @@ def _load_folder(folder: str, options: LoadOptions) -> LoadedModel:
             "package.module:callable (or transformers:ClassName with a config.json in the folder)"
         )
     meta = options.meta is True
-    state, files = _read_weights(folder, names, roots, bin_files=bin_files, meta=meta and not bin_files)
+    state, files, pending = _read_weights(folder, names, roots, bin_files=bin_files)
     if weight_map is not None:
         _check_index(folder, weight_map, state)
     module, what, built_by = _build(options.arch, config_path, folder, meta=meta)
-    _fit(module, state, folder, what, built_by, meta=meta)
+    _fit(module, state, folder, what, built_by, meta=meta, pending=pending)
     skip = {*read_names, FOLDER_MANIFEST}
     copied = [n for n in sorted(os.listdir(folder)) if n not in skip and os.path.isfile(os.path.join(folder, n))]
     for name in copied:
@@ -266,7 +270,7 @@ def _load_file(path: str, options: LoadOptions, config: str | None) -> LoadedMod
     from freezedsl.loaders import stfiles
 
     meta = options.meta is True
-    state, described = stfiles.read(path, meta=meta)
+    state, described = stfiles.read(path, meta=True)
     if options.arch is None and config is None:
         raise ModelLoadError(
             f"{path} holds a safetensors state dict ({len(state)} tensors) but no architecture; pass "
@@ -274,7 +278,7 @@ def _load_file(path: str, options: LoadOptions, config: str | None) -> LoadedMod
             "config.json for a Hugging Face model (optionally with --arch transformers:ClassName)"
         )
     module, what, built_by = _build(options.arch, config, None, meta=meta)
-    _fit(module, state, path, what, built_by, meta=meta)
+    _fit(module, state, path, what, built_by, meta=meta, pending=[path])
     layout = HfLayout(None, [described])
     manifest = _file_manifest(path)
     return _loaded(module, "safetensors", path, options, what, layout, manifest, meta)
@@ -315,15 +319,37 @@ def _build(
 
 
 def _fit(
-    module: nn.Module, state: dict[str, torch.Tensor], path: str, arch: str, built_by: str | None, *, meta: bool
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    path: str,
+    arch: str,
+    built_by: str | None,
+    *,
+    meta: bool,
+    pending: list[str] | None = None,
 ) -> None:
+    """Check every key, shape and dtype first; then copy the values in.
+
+    ``pending`` safetensors files (whose ``state`` holds meta tensors from their headers)
+    are read one at a time and copied, so the peak memory is the model plus one file,
+    not the model plus every file.
+    """
+    from freezedsl.loaders import stfiles
     from freezedsl.loaders.statedict import check_fit, load_into, rename_to_model
 
     renamed = rename_to_model(state, module)
     check_fit(renamed, module, path, arch, built_by=built_by)
-    if not meta:
-        load_into(module, renamed, path, built_by or f"--arch '{arch}'")
-        _keep_file_dtypes(module, renamed)
+    if meta:
+        return
+    what = built_by or f"--arch '{arch}'"
+    if not pending:
+        load_into(module, renamed, path, what)
+    else:
+        for file in pending:
+            tensors, _ = stfiles.read(file, meta=False)
+            load_into(module, rename_to_model(tensors, module), file, what, strict=False)
+            del tensors
+    _keep_file_dtypes(module, renamed)
 
 
 def _keep_file_dtypes(module: nn.Module, state: dict[str, torch.Tensor]) -> None:

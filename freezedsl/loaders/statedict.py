@@ -206,11 +206,12 @@ def load_state(
     return module
 
 
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: str, what: str) -> None:
-    """Copy ``state`` (already checked by :func:`check_fit`) into ``module``'s tensors."""
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: str, what: str, *, strict: bool = True) -> None:
+    """Copy ``state`` (already checked by :func:`check_fit`) into ``module``'s tensors;
+    ``strict=False`` for one part of a checkpoint whose whole was checked."""
     try:
         with quiet():
-            module.load_state_dict(state, strict=True)
+            module.load_state_dict(state, strict=strict)
     except Exception as exc:  # noqa: BLE001 - custom _load_from_state_dict hooks
         raise ModelLoadError(f"{path} does not fit {what}: {_load_reason(exc)}") from None
 
