@@ -495,3 +495,27 @@ def test_torch_save_state_dict_with_model_config(saved: dict[str, tuple[nn.Modul
     assert result.exit_code == 0, result.output
     assert list(torch.load(out, weights_only=True)) == list(reference.state_dict())
     assert (tmp_path / "o.pt.freeze.json").exists()
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch: several seconds on a busy machine
+def test_console_script_finds_an_arch_module_in_the_current_directory(tmp_path: Path) -> None:
+    """The real console script (whose sys.path[0] is its bin folder, not the current
+    directory) builds `--arch mymod:build` from ./mymod.py, and a bare .safetensors file
+    with an architecture string never imports transformers."""
+    import subprocess
+
+    from freezedsl.zoo import small_cnn
+
+    safetensors_torch.save_file(small_cnn().state_dict(), tmp_path / "w.safetensors")
+    (tmp_path / "fz_cwd_arch.py").write_text(
+        "import sys\nfrom freezedsl.zoo import small_cnn\n"
+        "def build():\n    assert 'transformers' not in sys.modules\n    return small_cnn()\n"
+    )
+    script = Path(sys.executable).parent / "freezedsl"
+    proc = subprocess.run(
+        [str(script), "show", "w.safetensors", "--arch", "fz_cwd_arch:build", "--depth", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("SmallCNN")
