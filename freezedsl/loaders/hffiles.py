@@ -237,8 +237,8 @@ def _load_folder(folder: str, options: LoadOptions) -> LoadedModel:
     config_path = _member(folder, CONFIG, roots) if has_config else None
     if config_path is None and options.arch is None:
         raise ModelLoadError(
-            f"{folder} has no {CONFIG}, so its architecture is unknown; pass --arch "
-            "package.module:callable (or transformers:ClassName with a config.json in the folder)"
+            f"{folder} has no {CONFIG}, so its architecture is unknown; add the "
+            "config.json that save_pretrained wrote, or pass --arch package.module:callable that builds the model"
         )
     meta = options.meta is True
     state, files, pending = _read_weights(folder, names, roots, bin_files=bin_files)
