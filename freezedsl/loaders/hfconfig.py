@@ -207,3 +207,27 @@ def split_hf_arch(arch: str | None) -> tuple[bool, str | None]:
     if "(" in name:
         return False, None  # transformers:fn(args): an ordinary architecture string
     return True, name
+
+
+def from_pretrained(folder: str, config_path: str, class_name: str | None) -> nn.Module | None:
+    """transformers' own loader, for checkpoints whose stored names are not the model's.
+
+    transformers 5 renames and fuses some checkpoints while loading them (ViT's
+    ``encoder.layer`` to ``layers``, Mixtral's per-expert ``w1``/``w2``/``w3`` into fused
+    tensors) and reverses it in ``save_pretrained``; a plain key-by-key fit cannot see
+    that. Only the installed class, only local files, no remote code. Returns None when
+    transformers reports any missing, unexpected or mismatched weight, so the caller
+    keeps its own (more precise) error.
+    """
+    data = read_config(config_path)
+    cls = model_class(class_name or config_class_name(data, config_path), config_path)
+    try:
+        with hf_quiet():
+            module, info = cls.from_pretrained(  # type: ignore[attr-defined]
+                folder, local_files_only=True, trust_remote_code=False, output_loading_info=True
+            )
+    except Exception:  # noqa: BLE001 - a checkpoint transformers cannot load either
+        return None
+    if any(info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs")):
+        return None
+    return module

@@ -57,6 +57,9 @@ class HfLayout:
     index_name: str | None = None  # "model.safetensors.index.json" for shards
     index_metadata: dict[str, Any] | None = None
     copied: list[str] = field(default_factory=list)  # the folder's other files, copied as they are
+    # transformers renamed or fused the stored tensors while loading (see
+    # hfconfig.from_pretrained): written back by save_pretrained, which reverses that.
+    converted: bool = False
 
 
 def looks_like_safetensors(path: str) -> bool:
@@ -245,12 +248,23 @@ def _load_folder(folder: str, options: LoadOptions) -> LoadedModel:
     if weight_map is not None:
         _check_index(folder, weight_map, state)
     module, what, built_by = _build(options.arch, config_path, folder, meta=meta)
-    _fit(module, state, folder, what, built_by, meta=meta, pending=pending)
+    converted = False
+    try:
+        _fit(module, state, folder, what, built_by, meta=meta, pending=pending)
+    except ModelLoadError:
+        if built_by is None or config_path is None:
+            raise
+        from freezedsl.loaders.hfconfig import from_pretrained, split_hf_arch
+
+        theirs = from_pretrained(folder, config_path, split_hf_arch(options.arch)[1])
+        if theirs is None:
+            raise
+        module, converted, meta = theirs, True, False  # a real model: meta would need the same conversion
     skip = {*read_names, FOLDER_MANIFEST}
     copied = [n for n in sorted(os.listdir(folder)) if n not in skip and os.path.isfile(os.path.join(folder, n))]
     for name in copied:
         _member(folder, name, roots)  # a copied file must not be a link out of the folder
-    layout = HfLayout(folder, files, ST_INDEX if weight_map is not None else None, index_metadata, copied)
+    layout = HfLayout(folder, files, ST_INDEX if weight_map is not None else None, index_metadata, copied, converted)
     manifest = _folder_manifest(folder, roots)
     return _loaded(module, "hf_folder", folder, options, what, layout, manifest, meta)
 

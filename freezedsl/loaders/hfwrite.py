@@ -111,12 +111,14 @@ def save_folder(loaded: LoadedModel, out: str, manifest: dict[str, Any]) -> None
     with _signals_raise() as caught:
         try:
             os.mkdir(tmp)
+            if layout.converted:
+                _save_pretrained(loaded.module, tmp, layout)
             weight_map: dict[str, str] = {}
-            for described in layout.files:
+            for described in [] if layout.converted else layout.files:
                 tensors = _tensors_for(loaded.module, described.keys, described.dtypes, shown)
                 _write_file(os.path.join(tmp, described.name), stfiles.writer(tensors, described.metadata, shown))
                 weight_map.update(dict.fromkeys(described.keys, described.name))
-            if layout.index_name is not None:
+            if layout.index_name is not None and not layout.converted:
                 index = {"metadata": layout.index_metadata or {}, "weight_map": dict(sorted(weight_map.items()))}
                 _write_text(os.path.join(tmp, layout.index_name), json.dumps(index, indent=2) + "\n")
             for name in layout.copied:
@@ -130,6 +132,23 @@ def save_folder(loaded: LoadedModel, out: str, manifest: dict[str, Any]) -> None
             if isinstance(exc, OSError):
                 raise ModelLoadError(f"cannot write {shown}: {exc.strerror or one_line(exc)}") from None
             raise
+
+
+def _save_pretrained(module: nn.Module, tmp: str, layout: HfLayout) -> None:
+    """Weights whose stored names transformers converts on load are written by
+    ``save_pretrained``, which converts them back: the input's shard size, safetensors,
+    and nothing but weight files (the input's config.json and other files are copied)."""
+    from freezedsl.loaders.hfconfig import hf_quiet
+
+    assert layout.folder is not None
+    sizes = [os.path.getsize(os.path.join(layout.folder, f.name)) for f in layout.files
+             if os.path.exists(os.path.join(layout.folder, f.name))]
+    shard = max(sizes) + (1 << 20) if layout.index_name is not None and sizes else "1000GB"
+    with hf_quiet():
+        module.save_pretrained(tmp, max_shard_size=shard)  # type: ignore[operator]
+    for name in os.listdir(tmp):
+        if not name.endswith(".safetensors") and name != "model.safetensors.index.json":
+            os.unlink(os.path.join(tmp, name))
 
 
 def _write_file(path: str, writer: Any) -> None:

@@ -519,3 +519,41 @@ def test_console_script_finds_an_arch_module_in_the_current_directory(tmp_path: 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("SmallCNN")
+
+
+def _vit() -> nn.Module:
+    cfg = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=37, image_size=32, patch_size=8)
+    return transformers.ViTForImageClassification(cfg)
+
+
+def _mixtral() -> nn.Module:
+    cfg = transformers.MixtralConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     num_key_value_heads=1, intermediate_size=37, vocab_size=100,
+                                     num_local_experts=4, num_experts_per_tok=2)
+    return transformers.MixtralForCausalLM(cfg)
+
+
+@pytest.mark.parametrize(("build", "sharded"), [(_vit, False), (_mixtral, True)], ids=["vit", "mixtral-sharded"])
+def test_checkpoints_transformers_converts_on_load(tmp_path: Path, build: Callable[[], nn.Module], sharded: bool) -> None:
+    """transformers 5 stores ViT's and Mixtral's weights under other names than the model's
+    (renamed layers, per-expert tensors it fuses on load): those load through
+    from_pretrained and are written back by save_pretrained, still strict about keys."""
+    torch.manual_seed(0)
+    reference = build().eval()
+    _save(reference, tmp_path / "m", **({"max_shard_size": "20KB"} if sharded else {}))
+    loaded = load_model(str(tmp_path / "m"))
+    assert loaded.layout.converted
+    expected = reference.state_dict()
+    assert all(torch.equal(expected[k], v) for k, v in loaded.module.state_dict().items())
+    assert not load_model(str(tmp_path / "m"), meta=True).on_meta  # meta would need the conversion too
+    out = tmp_path / "out"
+    assert _invoke("apply", _rules(tmp_path, "freeze all\n"), tmp_path / "m", "-o", out, "-q").exit_code == 0
+    assert (out / "config.json").read_bytes() == (tmp_path / "m" / "config.json").read_bytes()
+    again = type(reference).from_pretrained(out)
+    assert all(torch.equal(expected[k], v) for k, v in again.state_dict().items())
+    freezedsl.restore_freeze(again, out)
+    assert not any(p.requires_grad for p in again.parameters())
+    _edit_config(tmp_path / "m", intermediate_size=40)  # and a config that does not fit is still refused
+    with pytest.raises(ModelLoadError, match="does not fit transformers:"):
+        load_model(str(tmp_path / "m"))
