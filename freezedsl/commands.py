@@ -356,7 +356,8 @@ def apply_cmd(
       scripted.pt --trust-pickle           a TorchScript archive (runs code from the file)
       model.pt --trust-pickle              a whole pickled module (runs code from the file)
       bert/                                a Hugging Face save_pretrained folder
-      model.safetensors --model-config config.json   a safetensors file (or with --arch)
+      w.safetensors --arch pkg.mod:builder a .safetensors file (or --model-config
+                                           config.json for a transformers model)
 
     Nothing is written when a rule or an `expect` fails; the input is never modified.
     """
