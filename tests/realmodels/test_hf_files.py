@@ -31,7 +31,7 @@ from freezedsl.loading import load_model
 transformers = pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-CNN = "freezedsl.zoo:small_cnn"
+CNN = "freezedsl.testing:small_cnn"
 
 
 def _bert() -> nn.Module:
@@ -229,7 +229,7 @@ def test_bare_safetensors_with_model_config(saved: dict[str, tuple[nn.Module, Pa
 
 
 def test_bare_safetensors_with_an_architecture_string(tmp_path: Path) -> None:
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     torch.manual_seed(0)
     cnn = small_cnn()
@@ -243,10 +243,10 @@ def test_bare_safetensors_with_an_architecture_string(tmp_path: Path) -> None:
 def test_arch_module_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--arch mymod:build` finds mymod.py in the current directory, as `python -c` would,
     also through the console script (whose sys.path does not hold the directory)."""
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     safetensors_torch.save_file(small_cnn().state_dict(), tmp_path / "w.safetensors")
-    (tmp_path / "fz_local_arch_mod.py").write_text("from freezedsl.zoo import small_cnn as build\n")
+    (tmp_path / "fz_local_arch_mod.py").write_text("from freezedsl.testing import small_cnn as build\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     monkeypatch.delitem(sys.modules, "fz_local_arch_mod", raising=False)
@@ -399,7 +399,7 @@ def test_transformers_class_without_config(saved: dict[str, tuple[nn.Module, Pat
 
 
 def test_missing_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     safetensors_torch.save_file(small_cnn().state_dict(), tmp_path / "w.safetensors")
     monkeypatch.setitem(sys.modules, "safetensors", None)
@@ -504,11 +504,11 @@ def test_console_script_finds_an_arch_module_in_the_current_directory(tmp_path: 
     with an architecture string never imports transformers."""
     import subprocess
 
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     safetensors_torch.save_file(small_cnn().state_dict(), tmp_path / "w.safetensors")
     (tmp_path / "fz_cwd_arch.py").write_text(
-        "import sys\nfrom freezedsl.zoo import small_cnn\n"
+        "import sys\nfrom freezedsl.testing import small_cnn\n"
         "def build():\n    assert 'transformers' not in sys.modules\n    return small_cnn()\n"
     )
     script = Path(sys.executable).parent / "freezedsl"

@@ -733,7 +733,7 @@ CASES: list[Case] = [
     case(
         "model-safetensors",
         2,
-        "weights.safetensors does not fit --arch 'freezedsl.zoo:small_cnn': 20 missing keys",
+        "weights.safetensors does not fit --arch 'freezedsl.testing:small_cnn': 20 missing keys",
         **plan("freeze features\n", "{m}/weights.safetensors", "--arch", CNN),
     ),
     case(
