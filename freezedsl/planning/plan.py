@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
+from freezedsl.gcpause import gc_paused
 from freezedsl.planning.index import (
     ModelIndex,
     bits_mask,
@@ -24,7 +25,6 @@ from freezedsl.planning.index import (
 from freezedsl.planning.select import Evaluator
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
-from freezedsl.util import gc_paused
 
 
 @dataclass(frozen=True)

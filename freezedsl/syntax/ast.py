@@ -1,15 +1,14 @@
 """The rule-language AST: frozen dataclasses that carry source spans.
 
 Spans never take part in equality, so ``parse(format(p)) == p`` compares meaning and
-comments, not layout. Nothing here imports torch. The classes are
-:func:`~freezedsl.util.frozen_record` classes: ``@dataclass(frozen=True)`` in behaviour
-(dataclasses.replace/fields work on them) without its import-time cost.
+comments, not layout. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from freezedsl.errors import Span
-from freezedsl.util import field, frozen_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,33 +23,33 @@ def _span() -> Span | None:
 # ----------------------------------------------------------------- path parts
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Word:
     """One literal name segment (``layer4``, ``0``, or a backtick-quoted name)."""
 
     name: str
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Glob:
     """One segment with ``*`` wildcards (``*``, ``layer*``, ``*_proj``); never spans a dot."""
 
     pattern: str
 
 
-@frozen_record
+@dataclass(frozen=True)
 class AnySegments:
     """``**``: any number of segments, including none."""
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Index:
     """``[i]``: the i-th child module (negative counts from the end)."""
 
     index: int
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Slice:
     """``[a:b:c]`` over child modules, with Python slice semantics."""
 
@@ -59,7 +58,7 @@ class Slice:
     step: int | None = None
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Children:
     """``children`` at the start of a path: the root module's children (``children[0:6]``)."""
 
@@ -70,18 +69,18 @@ PathPart = Word | Glob | AnySegments | Index | Slice | Children
 # ----------------------------------------------------------------- selectors
 
 
-@frozen_record
+@dataclass(frozen=True)
 class All:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Path:
     parts: tuple[PathPart, ...]
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class NameRegex:
     """``name~"re"``: ``re.search`` on every full parameter name (tied aliases too)."""
 
@@ -89,7 +88,7 @@ class NameRegex:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class TypeName:
     """``type=Class``: modules whose class, or a base class, has this name."""
 
@@ -97,7 +96,7 @@ class TypeName:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class TypeRegex:
     """``type~"re"``: modules whose class name matches ``re.search``."""
 
@@ -105,20 +104,20 @@ class TypeRegex:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Except:
     base: Selector
     excluded: Selector
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Maybe:
     """``sel?``: ``sel`` may match nothing without an error."""
 
@@ -137,7 +136,7 @@ if TYPE_CHECKING:
     CompareOp = Literal["between", "<", "<=", ">", ">=", "=="]
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Trivia:
     """Comments and blank lines around a statement, kept so ``fmt`` loses nothing."""
 
@@ -146,7 +145,7 @@ class Trivia:
     blank_before: bool = False  # at least one blank line separated it from what came before
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Rule:
     """``freeze SEL`` / ``unfreeze SEL``."""
 
@@ -160,7 +159,7 @@ class Rule:
         return self.action == "unfreeze"
 
 
-@frozen_record
+@dataclass(frozen=True)
 class ExpectSelector:
     """``expect trainable SEL`` / ``expect frozen SEL``."""
 
@@ -170,7 +169,7 @@ class ExpectSelector:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class ExpectShare:
     """``expect trainable 1%..10%``: the share of parameter elements in ``state``."""
 
@@ -197,7 +196,7 @@ class ExpectShare:
         }[self.op]
 
 
-@frozen_record
+@dataclass(frozen=True)
 class StatsRule:
     """``freeze stats SEL`` / ``unfreeze stats SEL``: running statistics of norm layers."""
 
@@ -207,7 +206,7 @@ class StatsRule:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Convert:
     """``convert SEL to FrozenBatchNorm2d``: replace BatchNorm2d modules in scope."""
 
@@ -217,7 +216,7 @@ class Convert:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Factor:
     """``0.1x`` (relative to the base value) or ``3e-4`` (absolute)."""
 
@@ -228,7 +227,7 @@ class Factor:
         return float(self.value) * base if self.relative else float(self.value)
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Hyper:
     """``lr 0.1x SEL`` / ``weight_decay 0 SEL``: optimizer settings for param_groups."""
 
@@ -239,7 +238,7 @@ class Hyper:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class HyperDecay:
     """``lr decay 0.75 over encoder.layer[:]``: layer-wise decay of a hyper-parameter."""
 
@@ -253,7 +252,7 @@ class HyperDecay:
 Simple = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Scheduled:
     """``at epoch 3: STATEMENT``: a statement that joins the program at that time."""
 
@@ -267,7 +266,7 @@ class Scheduled:
 Statement = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay | Scheduled
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Program:
     statements: tuple[Statement, ...]
     trailing_comments: tuple[str, ...] = ()
