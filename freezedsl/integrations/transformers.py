@@ -39,14 +39,15 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-try:
-    import torch
+try:  # first, so that a missing transformers fails before the slow torch import
     from transformers import TrainerCallback
 except ImportError as exc:  # tested in a subprocess without transformers
     raise ImportError(
         "freezedsl.integrations.transformers needs the transformers package: "
         "pip install 'freezedsl[hf]'"
     ) from exc
+
+import torch
 
 from freezedsl.api import Rules, RulesLike, rules_from
 from freezedsl.errors import UsageError

@@ -495,3 +495,20 @@ def test_callback_base_lr_other_than_the_optimizers_fails(tmp_path: Path) -> Non
             optimizers=(optimizer, None),
             callbacks=[FreezeCallback(BERT_RULES, lr=0.01)],
         )
+
+
+def test_step_phases_count_optimizer_steps_under_gradient_accumulation(tmp_path: Path) -> None:
+    """`at step N` is the N-th optimizer step (state.global_step), not the N-th batch."""
+    rules = "freeze all; unfreeze classifier\nat step 3: unfreeze bert.pooler\n"
+    model = bert()
+    probe, callback = Probe("step"), FreezeCallback(rules)
+    Trainer(
+        model=model,
+        args=arguments(tmp_path, num_train_epochs=2, gradient_accumulation_steps=2),
+        train_dataset=Tokens(),
+        callbacks=[callback, probe],
+    ).train()
+    assert [s["time"] for s in probe.seen] == [0, 1, 2, 3]  # 4 batches an epoch, 2 per step
+    pooler = {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    assert [pooler <= s["trainable"] for s in probe.seen] == [False, False, False, True]
+    assert [(c.unit, c.time) for c in callback.changes] == [("step", 3)]
