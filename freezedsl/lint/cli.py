@@ -207,6 +207,11 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 @click.option("--model", "model_spec", metavar="SPEC", help="Model for checking .frz files.")
 @click.option("--arch", metavar="ARCH", help="Architecture for a --model state dict file.")
 @click.option(
+    "--model-config",
+    metavar="CONFIG.JSON",
+    help="Hugging Face config.json for a --model .safetensors or state dict file (see freezedsl apply --help).",
+)
+@click.option(
     "--trust-pickle",
     is_flag=True,
     help="Allow --model to be a pickled module or a TorchScript archive (both run code from the file).",
@@ -264,6 +269,7 @@ def lint_command(
     timeout: float,
     model_spec: str | None,
     arch: str | None,
+    model_config: str | None,
     trust_pickle: bool,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -348,6 +354,7 @@ def lint_command(
             arch=arch,
             trust_pickle=trust_pickle,
             rules=rules,
+            model_config=model_config,
         )
 
     if not verbose and fmt != "json" and not statistics:  # one finding per mistake

@@ -110,11 +110,11 @@ def _script_runner() -> Callable[..., RunResultLike]:
     return run_script
 
 
-def _load_model(spec: str, arch: str | None, trust_pickle: bool) -> object:
+def _load_model(spec: str, arch: str | None, trust_pickle: bool, model_config: str | None = None) -> object:
     """The module for ``--model``; on the meta device, as checks only need names and shapes."""
     from freezedsl.loading import load_model
 
-    loaded = load_model(spec, arch=arch, trust_pickle=trust_pickle, meta=True)
+    loaded = load_model(spec, arch=arch, trust_pickle=trust_pickle, meta=True, config=model_config)
     return getattr(loaded, "module", loaded)
 
 
@@ -502,6 +502,7 @@ def lint_paths(
     arch: str | None = None,
     trust_pickle: bool = False,
     rules: Mapping[str, Rule] | None = None,
+    model_config: str | None = None,
 ) -> LintReport:
     """Statically lint files and directories.
 
@@ -509,7 +510,8 @@ def lint_paths(
     :class:`~freezedsl.lint.config.ConfigResolver` that gives each file the settings of
     the nearest ``pyproject.toml`` above it (what ``freezedsl lint`` passes).
     ``model`` is a model spec (``arch`` for a state dict file) for ``.frz`` checks that
-    need the real parameter names; it is loaded (importing torch) only when given and a
+    need the real parameter names (``model_config``: the config.json of a ``.safetensors``
+    model, see :func:`freezedsl.loading.load_model`); it is loaded (importing torch) only when given and a
     ``.frz`` file is linted.
     Raises :class:`~freezedsl.errors.FreezeError` for bad paths or settings.
     """
@@ -537,7 +539,8 @@ def lint_paths(
         if noqa.file_all or not filt.enabled(filt.config_for(path)):
             continue  # nothing could survive; skip the work
         if path.endswith(".frz") and model is not None and loaded_model is None:
-            loaded_model = _load_model(model, arch, trust_pickle)
+            extra = (model_config,) if model_config is not None else ()
+            loaded_model = _load_model(model, arch, trust_pickle, *extra)
         filt.add(_check_file(path, text, loaded_model))
     return report
 
