@@ -213,3 +213,14 @@ def test_slices_select_the_same_base_names_through_peft(prefix: str, start: int 
     base = {n.removeprefix("base_model.model.").replace(".base_layer.", ".") for n in peft_names if ".lora_" not in n}
     assert base == bare
     assert all(".lora_" in n or n.removeprefix("base_model.model.").replace(".base_layer.", ".") in bare for n in peft_names)
+
+
+def test_show_lists_real_names_in_the_bare_layout() -> None:
+    from freezedsl.planning.tree import render_tree
+
+    text = render_tree(build_index(lora_bert()), params=True, root="bert.encoder.layer.0.attention.self.query")
+    lines = text.splitlines()
+    assert lines[0].startswith("base_model.model.bert.encoder.layer.0.attention.self.query  Linear")
+    assert any("query.base_layer.weight  [32, 32]" in line and "frozen" in line for line in lines)
+    assert any("[1] base_model.model.bert.encoder.layer.0.attention.self.query.lora_A  ModuleDict" in line for line in lines)
+    assert not any(line.endswith("base_layer  Linear") for line in lines)  # looked through, not a row
