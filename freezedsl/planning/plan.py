@@ -438,10 +438,12 @@ def _tie_conflicts(
         by = ", ".join(f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs)
         final = bool(after >> t & 1)
         ties.append(TieConflict(tuple(names[i] for i in idxs), tuple(decided_name[i] or None for i in idxs), final))
+        listed = ", ".join(names[i] for i in idxs)
         warnings.append(
             f"tied parameter {' = '.join(names[i] for i in idxs)} is one tensor but its names were "
             f"decided differently ({by}); it follows the last: "
-            f"{'trainable' if final else 'frozen'}"
+            f"{'trainable' if final else 'frozen'}; say which in one statement that names them all "
+            f"(freeze {listed} / unfreeze {listed})"
         )
     return warnings, ties
 

@@ -53,6 +53,7 @@ class Evaluator:
         # One regex budget for the whole rule file (every name~/type~ of this plan), or the
         # enclosing shared_budget() of a caller that checks the file in several passes.
         self.regex_budget = file_budget()
+        self._tie_groups: list[int] | None = None  # name masks of tied tensors (2+ names)
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
@@ -60,6 +61,27 @@ class Evaluator:
         col = span.col if span else None
         src = self._lines[line - 1] if line and 0 < line <= len(self._lines) else None
         return SelectionError(message, path=self.path, line=line, col=col, source_line=src, hint=hint)
+
+    # ----------------------------------------------------------- tied tensors
+    def with_aliases(self, mask: int) -> int:
+        """``mask`` (over names) plus every other name of the tied tensors it touches.
+
+        ``A except B`` removes a *tensor* when ``B`` selects any of its names, so that
+        ``freeze all except lm_head`` keeps ``lm_head.weight`` trainable although
+        ``all`` also reaches it as ``transformer.wte.weight`` (docs/language.md,
+        "Tied (shared) parameters").
+        """
+        if not self.index.tied or not mask:
+            return mask
+        if self._tie_groups is None:
+            by_tensor: dict[int, int] = {}
+            for i, t in enumerate(self.index.tensor_of):
+                by_tensor[t] = by_tensor.get(t, 0) | (1 << i)
+            self._tie_groups = [bits for bits in by_tensor.values() if bits & (bits - 1)]
+        for bits in self._tie_groups:
+            if mask & bits:
+                mask |= bits
+        return mask
 
     # ----------------------------------------------------------- evaluation
     def select(self, sel: ast.Selector, optional: bool = False, modules: bool = False) -> Selection:
@@ -78,7 +100,7 @@ class Evaluator:
             if not optional and (base.mask or (modules and base.mmask)):
                 self._check_except_removes(sel, base, modules)
             return Selection(
-                base.mask & ~excl.mask,
+                base.mask & ~self.with_aliases(excl.mask),
                 base.mmask & ~excl.mmask,
                 base.modules,
                 base.empty_atoms + excl.empty_atoms,
@@ -100,7 +122,7 @@ class Evaluator:
             if isinstance(item, ast.Maybe):
                 continue
             part = self.select(item, False, modules)
-            if base.mask & part.mask or (modules and base.mmask & part.mmask):
+            if base.mask & self.with_aliases(part.mask) or (modules and base.mmask & part.mmask):
                 continue
             base_text, text = format_selector(sel.base), format_selector(item)
             why = f"it selects nothing inside {base_text}"
@@ -125,7 +147,7 @@ class Evaluator:
             part = self.select(guess, True, modules)
         except SelectionError:
             return None
-        if sel.mask & part.mask or (modules and sel.mmask & part.mmask):
+        if sel.mask & self.with_aliases(part.mask) or (modules and sel.mmask & part.mmask):
             return format_selector(guess)
         return None
 

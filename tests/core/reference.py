@@ -180,6 +180,11 @@ class Reference:
     def atom_is_empty(self, atom: ast.Selector) -> bool:
         return not self.atom(atom)[1]
 
+    def with_aliases(self, names: set[str]) -> set[str]:
+        """The names plus every other name of the tensors they name."""
+        tensors = {self.tensor_of[n] for n in names}
+        return {n for n in self.names if self.tensor_of[n] in tensors}
+
     # ---------------------------------------------------------------- selectors
     def select(self, sel: ast.Selector, optional: bool = False) -> Evaluated:
         if isinstance(sel, ast.Union_):
@@ -193,14 +198,15 @@ class Reference:
             base = self.select(sel.base, optional)
             excl = self.select(sel.excluded, optional)
             errors = base.errors + excl.errors
+            removed = self.with_aliases(excl.names)  # except removes whole tied tensors
             if not optional and base.names:
                 # every part of an `except` (each `,` item) must remove something, unless `?`
                 items = sel.excluded.items if isinstance(sel.excluded, ast.Union_) else (sel.excluded,)
                 for item in items:
-                    if not isinstance(item, ast.Maybe) and not (self.select(item).names & base.names):
+                    if not isinstance(item, ast.Maybe) and not (self.with_aliases(self.select(item).names) & base.names):
                         errors.append(format_selector(item))
                         break
-            return Evaluated(base.names - excl.names, errors)
+            return Evaluated(base.names - removed, errors)
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True)
         names, matched = self.atom(sel)
