@@ -21,7 +21,7 @@ from freezedsl.planning.index import (
     mask_bits,
     weighted_sum,
 )
-from freezedsl.planning.select import Evaluator
+from freezedsl.planning.select import Evaluator, initially_trainable
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
 from freezedsl.util import gc_paused
@@ -344,6 +344,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             f"exclude it: unfreeze ... except {name}",
         )
     warnings, ties = _tie_conflicts(program, index, rules, rule_of, before, after) if index.tied else ([], [])
+    warnings.extend(_unfreeze_all_warnings(index, rules, decided, after))
 
     hyper_of: dict[str, list[ast.Factor | None]] | None = None
     extra: dict[int, tuple[str, int, int]] = {}
@@ -446,6 +447,32 @@ def _tie_conflicts(
             f"(freeze {listed} / unfreeze {listed})"
         )
     return warnings, ties
+
+
+def _unfreeze_all_warnings(
+    index: ModelIndex, rules: list[tuple[int, ast.Rule, int]], decided: dict[int, int], after: int
+) -> list[str]:
+    """``unfreeze all`` that trains tensors the model's library froze on purpose (Whisper's
+    fixed sinusoidal ``embed_positions``): say so, and how to keep them frozen."""
+    out: list[str] = []
+    for number, rule, _mask in rules:
+        if rule.action != "unfreeze" or not any(
+            isinstance(a, ast.All) and not excl for a, _opt, excl in ast.atoms(rule.selector)
+        ):
+            continue
+        mine = decided.get(number, 0) & after
+        hit = [t for t in iter_bits(mine) if not initially_trainable(index.objects[t])]
+        if not hit:
+            continue
+        names = index.canonical_names()
+        shown = ", ".join(names[t] for t in hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
+        line = rule.span.line if rule.span else "?"
+        out.append(
+            f"line {line} ({format_statement(rule)}) makes {len(hit)} tensors trainable that were frozen "
+            f"before any rule changed them ({shown}); libraries freeze such tensors on purpose; write "
+            f"'unfreeze all except initially frozen' to keep them frozen, or unfreeze them by name"
+        )
+    return out
 
 
 def convertible(index: ModelIndex, i: int) -> bool:

@@ -13,12 +13,23 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from freezedsl.errors import SelectionError, Span, source_lines
-from freezedsl.planning.index import ModelIndex, indices_mask, ranges_mask
+from freezedsl.planning.index import ModelIndex, bits_mask, dtype_info, indices_mask, ranges_mask
 from freezedsl.planning.rx import REGEX_BUDGET_ENV, Budget, RegexTimeout, file_budget, matcher
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
+
+#: Attribute freezedsl.application sets on a tensor the first time it changes its
+#: requires_grad: the flag the tensor had before (what `initially frozen` reads).
+INITIAL_ATTR = "_freezedsl_initially_trainable"
+
+
+def initially_trainable(param: Any) -> bool:
+    """requires_grad before freezedsl first changed ``param`` (its flag now if it never did)."""
+    value = getattr(param, INITIAL_ATTR, None)
+    return bool(param.requires_grad) if value is None else bool(value)
 
 
 class RegexBudgetError(SelectionError):
@@ -54,6 +65,7 @@ class Evaluator:
         # enclosing shared_budget() of a caller that checks the file in several passes.
         self.regex_budget = file_budget()
         self._tie_groups: list[int] | None = None  # name masks of tied tensors (2+ names)
+        self._tensor_props: dict[str, list[Any]] = {}  # ndim/numel/dtype/initial state per tensor
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
@@ -188,11 +200,63 @@ class Evaluator:
                 )
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
+        if isinstance(sel, (ast.TensorCompare, ast.DtypeIs, ast.Initially)):
+            return self._tensor_atom(sel, optional)
         if isinstance(sel, ast.Path):
             refs = self.path_refs(sel, optional)
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
+
+    def _tensor_atom(
+        self, sel: ast.TensorCompare | ast.DtypeIs | ast.Initially, optional: bool
+    ) -> tuple[int, int, int]:
+        """``ndim<=1``, ``numel>=N``, ``dtype=X``, ``initially frozen``: parameters by their
+        tensor. Shapes and dtypes are known on the meta device too. Selects parameters,
+        never modules (the module mask stays empty)."""
+        idx = self.index
+        values = self._tensor_values(sel)
+        if isinstance(sel, ast.TensorCompare):
+            passing = [sel.holds(v) for v in values]
+        elif isinstance(sel, ast.DtypeIs):
+            passing = [v == sel.dtype for v in values]
+        else:
+            passing = [v == (sel.state == "trainable") for v in values]
+        tensor_of = idx.tensor_of
+        mask = bits_mask(passing[tensor_of[i]] for i in range(len(idx.names)))
+        if mask == 0 and not optional:
+            seen = sorted(set(values), key=lambda v: (str(type(v)), v))
+            if isinstance(sel, ast.Initially):
+                have = f"every parameter was initially {'frozen' if sel.state == 'trainable' else 'trainable'}"
+            else:
+                what = {"ndim": "dimensions", "numel": "element counts", "dtype": "dtypes"}[
+                    sel.prop if isinstance(sel, ast.TensorCompare) else "dtype"
+                ]
+                shown = [str(v) for v in seen[:8]] + (["..."] if len(seen) > 8 else [])
+                have = f"its parameters have {what} {', '.join(shown)}" if seen else "it has no parameters"
+            raise self.error(
+                f"{format_selector(sel)} matches no parameter of {idx.model_class}",
+                sel.span,
+                f"{have} (add '?' after the selector if it may match nothing)",
+            )
+        return mask, 0, sum(passing)
+
+    def _tensor_values(self, sel: ast.TensorCompare | ast.DtypeIs | ast.Initially) -> list[Any]:
+        """The property ``sel`` tests, per tensor (cached per property)."""
+        key = sel.prop if isinstance(sel, ast.TensorCompare) else type(sel).__name__
+        cached = self._tensor_props.get(key)
+        if cached is None:
+            objects = self.index.objects
+            if key == "ndim":
+                cached = [len(p.shape) for p in objects]
+            elif key == "numel":
+                cached = list(self.index.numel)
+            elif key == "DtypeIs":
+                cached = [dtype_info(p.dtype)[0] for p in objects]
+            else:
+                cached = [initially_trainable(p) for p in objects]
+            self._tensor_props[key] = cached
+        return cached
 
     def regex_timeout(self, sel: ast.Selector, what: str) -> RegexBudgetError:
         """The located error for running out of the regex budget at ``sel``."""

@@ -106,6 +106,40 @@ class TypeRegex:
 
 
 @frozen_record
+class TensorCompare:
+    """``ndim<=1``, ``numel>=1000000``: parameters by a count of their tensor."""
+
+    prop: Literal["ndim", "numel"]
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    value: int
+    span: Span | None = _span()
+
+    def holds(self, actual: int) -> bool:
+        v = self.value
+        return {
+            "==": actual == v, "!=": actual != v, "<": actual < v,
+            "<=": actual <= v, ">": actual > v, ">=": actual >= v,
+        }[self.op]
+
+
+@frozen_record
+class DtypeIs:
+    """``dtype=bfloat16``: parameters of that torch dtype (canonical name, no ``torch.``)."""
+
+    dtype: str
+    span: Span | None = _span()
+
+
+@frozen_record
+class Initially:
+    """``initially frozen`` / ``initially trainable``: requires_grad before freezedsl first
+    changed the tensor (what the library that built the model chose)."""
+
+    state: State
+    span: Span | None = _span()
+
+
+@frozen_record
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
@@ -126,8 +160,10 @@ class Maybe:
     span: Span | None = _span()
 
 
-Atom = All | Path | NameRegex | TypeName | TypeRegex
-Selector = All | Path | NameRegex | TypeName | TypeRegex | Union_ | Except | Maybe
+Atom = All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially
+Selector = (
+    All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially | Union_ | Except | Maybe
+)
 
 
 # ----------------------------------------------------------------- statements

@@ -63,6 +63,19 @@ def _lark() -> _lalr.Parser:
     return _lalr.Parser()
 
 
+#: torch dtype names ``dtype=`` accepts (str(torch.X) without ``torch.``), as of torch 2.x;
+#: listed here so that parsing never imports torch.
+DTYPES = frozenset(
+    ["bfloat16", "bool", "complex128", "complex32", "complex64", "float16", "float32", "float64", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "qint8", "qint32", "quint8", "quint4x2", "quint2x4"]
+)
+#: torch's other names for the same dtypes (torch.half is torch.float16)
+DTYPE_ALIASES = {
+    "half": "float16", "float": "float32", "double": "float64", "cfloat": "complex64",
+    "cdouble": "complex128", "chalf": "complex32", "short": "int16", "int": "int32", "long": "int64",
+}
+_COMMON_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "bool")
+
+
 # --------------------------------------------------------------- AST handlers
 
 
@@ -366,6 +379,34 @@ class _ToAst:
     def type_name(self, place: Any, items: list[Token]) -> ast.TypeName:
         return ast.TypeName(str(items[1]), span=_span_of(place))
 
+    def tensor_compare(self, place: Any, items: list[Token]) -> ast.TensorCompare:
+        head, tok = str(items[0]), items[1]
+        prop = "ndim" if head.startswith("ndim") else "numel"
+        op = head[len(prop):].strip()
+        value = _int(tok) or 0
+        if str(tok).startswith(("+", "-")) or len(str(tok)) > 19:
+            raise _Located(
+                f"{prop} compares with a count such as {prop}{op}1; {tok} is not one",
+                tok.line or 1,
+                tok.column or 1,
+            )
+        return ast.TensorCompare(prop, "==" if op == "=" else op, value, span=_span_of(place))  # type: ignore[arg-type]
+
+    def dtype_is(self, place: Any, items: list[Token]) -> ast.DtypeIs:
+        tok = items[1]
+        name = str(tok).removeprefix("torch.")
+        name = DTYPE_ALIASES.get(name, name)
+        if name not in DTYPES:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(DTYPES), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close[:-1]) + ' or ' if close[:-1] else ''}{close[-1]}?" if close else f" (torch dtypes: {', '.join(_COMMON_DTYPES)}, ...)"
+            raise _Located(f"unknown dtype '{tok}'{hint}", tok.line or 1, tok.column or 1)
+        return ast.DtypeIs(name, span=_span_of(place))
+
+    def initially(self, place: Any, items: list[Token]) -> ast.Initially:
+        return ast.Initially(str(items[1]), span=_span_of(place))  # type: ignore[arg-type]
+
     def path(self, place: Any, items: list[Any]) -> ast.Path:
         parts: list[ast.PathPart] = []
         for item in items:
@@ -463,7 +504,10 @@ def _attach_trivia(
 
 # --------------------------------------------------------------- errors
 
-_SELECTOR_START = {"ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR"}
+_SELECTOR_START = {
+    "ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR",
+    "TENSOR_CMP", "DTYPE_EQ", "INITIALLY",
+}
 _STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT", "CONVERT", "HYPER", "AT"}
 _END_OF_SELECTOR = {"SEMICOLON", "_NL", "$END", "COMMA", "EXCEPT", "QMARK"}
 

@@ -116,6 +116,12 @@ def format_atom(atom: ast.Selector) -> str:
         return f"type~{quote(atom.pattern)}"
     if isinstance(atom, ast.TypeName):
         return f"type={atom.name}"
+    if isinstance(atom, ast.TensorCompare):
+        return f"{atom.prop}{'=' if atom.op == '==' else atom.op}{atom.value}"
+    if isinstance(atom, ast.DtypeIs):
+        return f"dtype={atom.dtype}"
+    if isinstance(atom, ast.Initially):
+        return f"initially {atom.state}"
     if isinstance(atom, ast.Path):
         return format_path(atom)
     raise TypeError(f"not a selector: {atom!r}")

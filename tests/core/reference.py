@@ -167,6 +167,9 @@ class Reference:
         if isinstance(atom, ast.NameRegex):
             hits = {n for n in self.names if re.search(atom.pattern, n)}
             return hits, bool(hits)
+        if isinstance(atom, (ast.TensorCompare, ast.DtypeIs, ast.Initially)):
+            hits = {n for n, p in self.named if self._tensor_test(atom, p)}
+            return hits, bool(hits)
         # A path or type atom that matches only modules without parameters counts as
         # matching nothing (as suspicious as a typo), so it is an error unless optional.
         if isinstance(atom, (ast.TypeName, ast.TypeRegex)):
@@ -176,6 +179,18 @@ class Reference:
             names = set().union(*(self.names_under(p) for p in self.path_nodes(atom)))
             return names, bool(names)
         raise TypeError(atom)  # pragma: no cover
+
+    @staticmethod
+    def _tensor_test(atom: ast.TensorCompare | ast.DtypeIs | ast.Initially, p: nn.Parameter) -> bool:
+        if isinstance(atom, ast.DtypeIs):
+            return str(p.dtype) == f"torch.{atom.dtype}"
+        if isinstance(atom, ast.Initially):
+            return p.requires_grad == (atom.state == "trainable")  # models here are fresh
+        value = p.dim() if atom.prop == "ndim" else p.numel()
+        return {
+            "==": value == atom.value, "!=": value != atom.value, "<": value < atom.value,
+            "<=": value <= atom.value, ">": value > atom.value, ">=": value >= atom.value,
+        }[atom.op]
 
     def atom_is_empty(self, atom: ast.Selector) -> bool:
         return not self.atom(atom)[1]

@@ -57,6 +57,12 @@ ERROR_CASES: list[tuple[str, str]] = [
     ("excluded atom missing", "freeze all except fc, head"),
     ("expect selector missing", "freeze all\nexpect trainable head"),
     ("tab before statement", "freeze fc\n\tfreeze nothere"),
+    # tensor selectors
+    ("unknown dtype", "freeze dtype=flot32"),
+    ("negative ndim", "weight_decay 0 ndim<=-1"),
+    ("ndim matches nothing", "weight_decay 0 ndim=3"),
+    ("dtype matches nothing", "freeze dtype=bfloat16"),
+    ("initially frozen matches nothing", "freeze all\nunfreeze all except initially frozen"),
     # expectations
     ("expect selector fails", "freeze all\nexpect trainable fc"),
     ("expect share fails", "freeze all; unfreeze fc\nexpect trainable >= 10%"),
