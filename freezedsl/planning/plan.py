@@ -9,6 +9,7 @@ the final state, wherever they stand in the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
@@ -19,6 +20,7 @@ from freezedsl.planning.index import (
     dtype_info,
     iter_bits,
     mask_bits,
+    ranges_mask,
     weighted_sum,
 )
 from freezedsl.planning.select import Evaluator, initially_trainable
@@ -131,6 +133,11 @@ class Plan:
         self._extra = extra_statements  # number -> (action, count, elements) of other statements
         self._params: list[ParamDecision] | None = None
         self._statements: list[StatementResult] | None = None
+
+    @property
+    def has_hyper(self) -> bool:
+        """Whether the program sets an lr or weight decay (`plan --explain` shows them)."""
+        return self._hyper_of is not None
 
     @property
     def _objects(self) -> list[Any]:
@@ -302,7 +309,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
 
     rules: list[tuple[int, ast.Rule, int]] = []  # (statement number, rule, name mask)
     module_stmts: list[tuple[int, ast.StatsRule | ast.Convert, list[int]]] = []
-    hypers: list[tuple[int, str, list[tuple[int, ast.Factor]]]] = []
+    hypers: list[tuple[int, str, list[tuple[int, Any]], bool]] = []  # (number, name, targets, decay)
     for number, st in enumerate(program.statements, 1):
         if isinstance(st, ast.Rule):
             sel = ev.select(st.selector)
@@ -311,8 +318,13 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             rules.append((number, st, sel.mask))
         elif isinstance(st, (ast.StatsRule, ast.Convert)):
             module_stmts.append((number, st, _module_targets(ev, st)))
-        elif isinstance(st, (ast.Hyper, ast.HyperDecay)):
-            hypers.append((number, st.name, _hyper_targets(ev, st)))
+        elif isinstance(st, ast.Hyper):
+            hypers.append((number, st.name, _hyper_targets(ev, st), False))
+        elif isinstance(st, ast.HyperDecay):
+            scaled, below = _decay_targets(ev, st)
+            hypers.append((number, st.name, scaled, True))
+            if below:  # `freeze below T` freezes those layers, as a freeze statement here would
+                rules.append((number, ast.Rule("freeze", st.selector, span=st.span), below))
 
     # A tied tensor is one parameter: it is matched when any of its names is, and
     # follows the latest statement matching it.
@@ -349,15 +361,23 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
     hyper_of: dict[str, list[ast.Factor | None]] | None = None
     extra: dict[int, tuple[str, int, int]] = {}
     if hypers:
-        hyper_of = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
+        # Two channels per setting, each "last match wins": the factor of `lr 2x` / `lr 3e-4`
+        # statements and the scale of `lr decay` statements; a relative factor and a scale
+        # multiply (docs/language.md, "Composing lr decay with lr factors").
+        factor_of: dict[str, list[ast.Factor | None]] = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
+        scale_of: dict[str, list[Decimal | None]] = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
         numel = index.numel
-        for number, hname, targets in hypers:  # in file order: the last match wins
+        for number, hname, targets, decay in hypers:  # in file order: the last match wins
             touched = set()
-            for i, factor in targets:
+            channel: list[Any] = scale_of[hname] if decay else factor_of[hname]
+            for i, value in targets:
                 t = index.tensor_of[i]
-                hyper_of[hname][t] = factor
+                channel[t] = value
                 touched.add(t)
             extra[number] = (hname, len(touched), sum(numel[t] for t in touched))
+        hyper_of = {
+            name: [compose(f, sc) for f, sc in zip(factor_of[name], scale_of[name])] for name in factor_of
+        }
     for number, st, found in module_stmts:
         kind = "convert" if isinstance(st, ast.Convert) else f"{st.action} stats"
         extra[number] = (kind, len(found), 0)
@@ -515,35 +535,75 @@ def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]
     return found
 
 
-def _hyper_targets(ev: Evaluator, st: ast.Hyper | ast.HyperDecay) -> list[tuple[int, ast.Factor]]:
+def compose(factor: ast.Factor | None, scale: Decimal | None) -> ast.Factor | None:
+    """One parameter's setting from its `lr Nx`/`lr V` factor and its `lr decay` scale:
+    relative factors and scales multiply (MMEngine's ``bias_lr_mult`` times the layer
+    decay); an absolute value (`lr 3e-4`) is used as it is."""
+    if scale is None:
+        return factor
+    if factor is None:
+        return ast.Factor(scale, True)
+    return ast.Factor(factor.value * scale, True) if factor.relative else factor
+
+
+def _hyper_targets(ev: Evaluator, st: ast.Hyper) -> list[tuple[int, ast.Factor]]:
     """(name index, factor) pairs of an `lr` / `weight_decay` statement."""
-    decay = isinstance(st, ast.HyperDecay)
-    sel = ev.select(st.selector, modules=decay)
+    sel = ev.select(st.selector)
     if sel.mask == 0 and not _all_optional(st.selector):
         raise _empty_statement(ev, st.selector, ev.index)
-    if isinstance(st, ast.Hyper):
-        return [(i, st.factor) for i in iter_bits(sel.mask)]
-    # Layer-wise decay: the outermost selected modules, in model order, are the layers.
+    return [(i, st.factor) for i in iter_bits(sel.mask)]
+
+
+def decay_layers(ev: Evaluator, selector: ast.Selector) -> tuple[list[int], Any]:
+    """The layers of an `lr decay ... over SEL`, as name masks in model order.
+
+    A layer is a ``{...}`` group (everything it selects), an outermost selected module
+    with parameters, or a selected parameter outside both (a root-level ``cls_token``).
+    Layers are ordered by their first parameter; a parameter belongs to one layer.
+    """
+    sel = ev.select(selector, modules=True)
     index = ev.index
-    layers: list[int] = []
+    remaining = sel.mask
+    units: list[int] = []
+    for layer in ast.layers(selector):
+        part = ev.select(layer.inner, True).mask & remaining
+        if part:
+            units.append(part)
+            remaining &= ~part
     end = -1
     for i in iter_bits(sel.mmask):
-        if i >= end and index.has_params(i):
-            layers.append(i)
+        if i < end or not index.has_params(i):
+            continue
+        span = ranges_mask(len(index.names), [(index.param_start[i], index.param_end(i))])
+        if span & remaining:
+            units.append(span & remaining)
+            remaining &= ~span
             end = index.module_end[i]
-    if not layers:
-        raise ev.error(
-            f"{format_selector(st.selector)} selects no module with parameters to decay over",
-            st.span,
-            "select the blocks, e.g. encoder.layer[:]",
-        )
-    out: list[tuple[int, ast.Factor]] = []
-    n = len(layers)
-    selected = mask_bits(sel.mask, len(index.names))
-    for k, layer in enumerate(layers):
-        factor = ast.Factor(st.factor ** (n - k), True)
-        out.extend((i, factor) for i in range(index.param_start[layer], index.param_end(layer)) if selected[i])
-    return out
+    units.extend(1 << i for i in iter_bits(remaining))  # parameters outside every module layer
+    units.sort(key=lambda m: (m & -m).bit_length())
+    return units, sel
+
+
+def _decay_targets(ev: Evaluator, st: ast.HyperDecay) -> tuple[list[tuple[int, Decimal]], int]:
+    """(name index, scale) pairs of `lr decay F over SEL`, and the names `freeze below`
+    freezes. The last layer gets F, the one before F^2, ... (timm's
+    ``param_groups_layer_decay``: scale = max(min, F^(last - k)))."""
+    units, sel = decay_layers(ev, st.selector)
+    if not units:
+        if sel.mask == 0 and not _all_optional(st.selector):
+            raise _empty_statement(ev, st.selector, ev.index)
+        return [], 0
+    out: list[tuple[int, Decimal]] = []
+    frozen = 0
+    n = len(units)
+    for k, unit in enumerate(units):
+        scale = st.factor ** (n - k)
+        if st.min_scale is not None:
+            scale = max(scale, st.min_scale)
+        out.extend((i, scale) for i in iter_bits(unit))
+        if st.freeze_below is not None and scale < st.freeze_below:
+            frozen |= unit
+    return out, frozen
 
 
 def _module_decisions(

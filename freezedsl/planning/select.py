@@ -119,6 +119,8 @@ class Evaluator:
             )
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True, modules)
+        if isinstance(sel, ast.Layer):  # one layer of `lr decay`; otherwise a group
+            return self.select(sel.inner, optional, modules)
         mask, mmask, count = self.atom(sel, optional, modules)
         return Selection(mask, mmask, count, [sel] if count == 0 else [])
 

@@ -140,6 +140,14 @@ class Initially:
 
 
 @frozen_record
+class Layer:
+    """``{a, b}``: what ``a, b`` select is one layer of an ``lr decay ... over``."""
+
+    inner: Selector
+    span: Span | None = _span()
+
+
+@frozen_record
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
@@ -163,6 +171,7 @@ class Maybe:
 Atom = All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially
 Selector = (
     All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially | Union_ | Except | Maybe
+    | Layer
 )
 
 
@@ -282,6 +291,8 @@ class HyperDecay:
     name: Literal["lr", "weight_decay"]
     factor: Decimal
     selector: Selector
+    min_scale: Decimal | None = None  # `min M`: no layer's scale goes below M (timm's min_scale)
+    freeze_below: Decimal | None = None  # `freeze below T`: layers scaled below T are frozen
     trivia: Trivia = field(default_factory=Trivia)
     span: Span | None = _span()
 
@@ -339,8 +350,30 @@ def atoms(selector: Selector, optional: bool = False) -> list[tuple[Atom, bool, 
             walk(sel.excluded, opt, not excl)
         elif isinstance(sel, Maybe):
             walk(sel.inner, True, excl)
+        elif isinstance(sel, Layer):
+            walk(sel.inner, opt, excl)
         else:
             out.append((sel, opt, excl))
 
     walk(selector, optional, False)
+    return out
+
+
+def layers(selector: Selector) -> list[Layer]:
+    """The ``{...}`` groups of a selector, outermost first."""
+    out: list[Layer] = []
+
+    def walk(sel: Selector) -> None:
+        if isinstance(sel, Layer):
+            out.append(sel)
+        elif isinstance(sel, Union_):
+            for item in sel.items:
+                walk(item)
+        elif isinstance(sel, Except):
+            walk(sel.base)
+            walk(sel.excluded)
+        elif isinstance(sel, Maybe):
+            walk(sel.inner)
+
+    walk(selector)
     return out

@@ -256,12 +256,15 @@ class _ToAst:
         return [i for i in items if i is not None]
 
     def freeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        self._check_layers(items[0], where="'freeze'")
         return ast.Rule("freeze", items[0], span=_span_of(place))
 
     def unfreeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        self._check_layers(items[0], where="'unfreeze'")
         return ast.Rule("unfreeze", items[0], span=_span_of(place))
 
     def expect_selector(self, place: Any, items: list[Any]) -> ast.ExpectSelector:
+        self._check_layers(items[1], where="'expect'")
         return ast.ExpectSelector(str(items[0]), items[1], span=_span_of(place))  # type: ignore[arg-type]
 
     def expect_share(self, place: Any, items: list[Any]) -> ast.ExpectShare:
@@ -283,12 +286,15 @@ class _ToAst:
         return ast.ExpectShare(state, op, low, high, span=_span_of(place))  # type: ignore[arg-type]
 
     def freeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        self._check_layers(items[1], where="'freeze stats'")
         return ast.StatsRule("freeze", items[1], span=_span_of(place))
 
     def unfreeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        self._check_layers(items[1], where="'unfreeze stats'")
         return ast.StatsRule("unfreeze", items[1], span=_span_of(place))
 
     def convert(self, place: Any, items: list[Any]) -> ast.Convert:
+        self._check_layers(items[0], where="'convert'")
         target = items[1]
         if str(target).split(".")[-1] != "FrozenBatchNorm2d":
             raise _Located(
@@ -314,6 +320,7 @@ class _ToAst:
         return ast.Factor(value, relative)
 
     def hyper_set(self, place: Any, items: list[Any]) -> ast.Hyper:
+        self._check_layers(items[2], where=f"'{items[0]} {items[1]}' (only 'lr decay ... over' has layers)")
         return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(place))  # type: ignore[arg-type]
 
     def hyper_decay(self, place: Any, items: list[Any]) -> ast.HyperDecay:
@@ -325,7 +332,40 @@ class _ToAst:
                 tok.line or 1,
                 tok.column or 1,
             )
-        return ast.HyperDecay(str(items[0]), factor.value, items[2], span=_span_of(place))  # type: ignore[arg-type]
+        bounds: list[Decimal | None] = []
+        for extra, what in ((items[3], "min"), (items[4], "freeze below")):
+            if extra is None:
+                bounds.append(None)
+                continue
+            bound = self._factor(extra)
+            if bound.relative or not (0 <= bound.value <= 1):
+                raise _Located(
+                    f"'{what} {extra}' takes a scale in [0, 1], e.g. {what} 0.01", extra.line or 1, extra.column or 1
+                )
+            bounds.append(bound.value)
+        self._check_layers(items[2], nested_ok=False)
+        return ast.HyperDecay(
+            str(items[0]), factor.value, items[2], bounds[0], bounds[1], span=_span_of(place)  # type: ignore[arg-type]
+        )
+
+    def layer(self, place: Any, items: list[Any]) -> ast.Layer:
+        return ast.Layer(items[0], span=_span_of(place))
+
+    @staticmethod
+    def _check_layers(sel: Any, *, nested_ok: bool = True, where: str = "") -> None:
+        """``{...}`` only stands in ``lr decay ... over``, and not inside another ``{...}``."""
+        for layer in ast.layers(sel):
+            inner = ast.layers(layer.inner)
+            bad = layer if where else (inner[0] if inner and not nested_ok else None)
+            if bad is None:
+                continue
+            span = bad.span
+            message = (
+                f"'{{...}}' groups modules into one layer of 'lr decay ... over'; it cannot stand in {where}"
+                if where
+                else "a '{...}' layer cannot contain another; list its parts in one '{...}'"
+            )
+            raise _Located(message, span.line if span else 1, span.col if span else 1)
 
     def scheduled(self, place: Any, items: list[Any]) -> ast.Scheduled:
         unit, at, inner = str(items[0]), items[1], items[2]
@@ -506,7 +546,7 @@ def _attach_trivia(
 
 _SELECTOR_START = {
     "ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR",
-    "TENSOR_CMP", "DTYPE_EQ", "INITIALLY",
+    "TENSOR_CMP", "DTYPE_EQ", "INITIALLY", "LBRACE",
 }
 _STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT", "CONVERT", "HYPER", "AT"}
 _END_OF_SELECTOR = {"SEMICOLON", "_NL", "$END", "COMMA", "EXCEPT", "QMARK"}
@@ -556,16 +596,19 @@ def _describe_expected(expected: set[str]) -> str:
         exp.discard("PERCENT")
     if exp & _END_OF_SELECTOR:
         parts.append("';' or a new line to end the statement")
-        exp -= _END_OF_SELECTOR | {"DOT", "LSQB", "RPAR"}
+        exp -= _END_OF_SELECTOR | {"DOT", "LSQB", "RPAR", "RBRACE"}
     simple = {
         "RSQB": "']'",
         "RPAR": "')'",
+        "RBRACE": "'}'",
         "DOT": "'.'",
         "LSQB": "'['",
         "__ANON_0": "'..'",
         "COLON": "':'",
         "TO": "'to'",
         "OVER": "'over'",
+        "DECAY_CLAUSE": "'min SCALE' or 'freeze below SCALE'",
+        "BELOW": "'below'",
     }
     for name in sorted(exp):
         if name in simple and simple[name] not in parts:
@@ -609,6 +652,11 @@ def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], st
         exp.discard("TO")
     if "decay" not in head:
         exp.discard("OVER")
+    if head and exp & {"SEMICOLON", "_NL", "$END"} and exp & {"FREEZE", "MIN"}:
+        # after a selector, `freeze` / `min` can only be `lr decay`'s clauses
+        exp -= {"FREEZE", "MIN"}
+        if "decay" in head and " over " in f" {head} ":
+            exp.add("DECAY_CLAUSE")
     since_semicolon = code[code.rfind(";") + 1 :]
     depth, opened = 0, -1
     for i, ch in enumerate(since_semicolon):
@@ -626,6 +674,9 @@ def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], st
         closer = f"')' to close the '(' at line {line}, column {col}"
         exp -= _SELECTOR_START | {"_NL"}  # after a complete selector none can follow
     exp.discard("RPAR")  # named by `closer` when it may follow
+    if line_text.count("{") > line_text.count("}") and "RBRACE" in exp:
+        closer = closer or "'}' to close the '{'"
+        exp.discard("RBRACE")
     if line_text.count("[") > line_text.count("]") and "RSQB" in exp:
         closer = closer or "']' to close the '['"
         exp.discard("RSQB")

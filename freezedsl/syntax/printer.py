@@ -57,7 +57,12 @@ def format_statement(st: ast.Statement) -> str:
     if isinstance(st, ast.Hyper):
         return f"{st.name} {format_factor(st.factor)} {format_selector(st.selector)}"
     if isinstance(st, ast.HyperDecay):
-        return f"{st.name} decay {_num(st.factor)} over {format_selector(st.selector)}"
+        text = f"{st.name} decay {_num(st.factor)} over {format_selector(st.selector)}"
+        if st.min_scale is not None:
+            text += f" min {_num(st.min_scale)}"
+        if st.freeze_below is not None:
+            text += f" freeze below {_num(st.freeze_below)}"
+        return text
     if isinstance(st, ast.Scheduled):
         return f"at {st.unit} {st.at}: {format_statement(st.statement)}"
     raise TypeError(f"not a statement: {st!r}")
@@ -99,6 +104,8 @@ def format_selector(sel: ast.Selector) -> str:
                 text = f"({text})"
             parts.append(text)
         return ", ".join(parts)
+    if isinstance(sel, ast.Layer):
+        return "{" + format_selector(sel.inner) + "}"
     if isinstance(sel, ast.Maybe):
         inner = format_selector(sel.inner)
         if isinstance(sel.inner, (ast.Union_, ast.Except, ast.Maybe)):

@@ -142,3 +142,49 @@ def test_initially_frozen_in_a_schedule() -> None:
     sched = freezedsl.Schedule(rules, model)
     sched.epoch_start(2)
     assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["embed_positions.weight"]
+
+
+# ----------------------------------------------------------------- lr decay layers and clauses
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        ("lr decay 0.75 over {cls_token,pos_embed , patch_embed}, blocks[:]",
+         "lr decay 0.75 over {cls_token, pos_embed, patch_embed}, blocks[:]"),
+        ("lr decay 0.75 over blocks[:] min 0.010", "lr decay 0.75 over blocks[:] min 0.01"),
+        ("lr decay 0.75 over blocks[:]  freeze  below 0.1", "lr decay 0.75 over blocks[:] freeze below 0.1"),
+        ("weight_decay decay 0.9 over {\n  a, b\n}, c min 0 freeze below 1",
+         "weight_decay decay 0.9 over {a, b}, c min 0 freeze below 1"),
+        ("lr decay 0.5 over {a}? , b except b.bias", "lr decay 0.5 over {a}?, b except b.bias"),
+    ],
+)
+def test_decay_layers_and_clauses_round_trip(text: str, printed: str) -> None:
+    program = parse(text)
+    assert format_program(program) == printed + "\n"
+    assert parse(format_program(program)) == program
+
+
+def test_decay_clauses_are_fields() -> None:
+    (st,) = parse("lr decay 0.5 over {a, b}, c min 0.1 freeze below 0.2").statements
+    assert isinstance(st, ast.HyperDecay)
+    assert str(st.min_scale) == "0.1" and str(st.freeze_below) == "0.2"
+    assert isinstance(st.selector, ast.Union_) and isinstance(st.selector.items[0], ast.Layer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["freeze {a}", "unfreeze all except {a}", "expect frozen {a}", "freeze stats {a}",
+     "convert {a} to FrozenBatchNorm2d", "lr 2x {a}", "at epoch 1: freeze {a}"],
+)
+def test_braces_only_stand_in_lr_decay(text: str) -> None:
+    with pytest.raises(freezedsl.RuleSyntaxError, match="groups modules into one layer"):
+        freezedsl.compile(text)
+
+
+def test_min_and_freeze_are_still_names_elsewhere() -> None:
+    assert isinstance(_selector("min"), ast.Path)
+    assert isinstance(_selector("below.freeze"), ast.Path)
+    assert parse("lr decay 0.5 over min, below").statements[0].selector == ast.Union_(
+        (ast.Path((ast.Word("min"),)), ast.Path((ast.Word("below"),)))
+    )
