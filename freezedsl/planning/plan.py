@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
+from freezedsl.planning.containers import TypeContainer, type_containers
 from freezedsl.planning.index import (
     ModelIndex,
     bits_mask,
@@ -122,6 +123,7 @@ class Plan:
         self.expectations: list[ExpectResult] = []
         self.norm_stats: list[ModuleDecision] = []
         self.conversions: list[ModuleDecision] = []
+        self.type_containers: list[TypeContainer] = []  # FZ116: type atoms that match containers too
         # run on every Plan.cost estimate; freezedsl.api sets FZ340 (planning never imports lint)
         self.cost_checks: tuple[Any, ...] = ()
         self._index = index
@@ -413,6 +415,10 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
         for n, st in enumerate(program.statements, 1)
         if isinstance(st, (ast.ExpectSelector, ast.ExpectShare))
     ]
+    plan.type_containers = type_containers(ev)
+    for mixed in plan.type_containers:
+        where = f"line {mixed.atom.span.line}: " if mixed.atom.span else ""
+        plan.warnings.append(f"{where}{mixed.message}; {mixed.hint}")
     return plan
 
 

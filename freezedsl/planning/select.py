@@ -66,6 +66,8 @@ class Evaluator:
         self.regex_budget = file_budget()
         self._tie_groups: list[int] | None = None  # name masks of tied tensors (2+ names)
         self._tensor_props: dict[str, list[Any]] = {}  # ndim/numel/dtype/initial state per tensor
+        # modules each evaluated type=/type~ atom matched, by id(atom)
+        self.type_refs: dict[int, tuple[ast.TypeName | ast.TypeRegex, list[int]]] = {}
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
@@ -194,6 +196,7 @@ class Evaluator:
                 refs = [j for j in idx.class_matches(_type_test(sel, self.regex_budget)) if j not in idx.transparent]
             except RegexTimeout:
                 raise self.regex_timeout(sel, "class names") from None
+            self.type_refs[id(sel)] = (sel, refs)  # for the container check (planning/containers.py)
             if not refs and not optional:
                 raise self.error(
                     f"{format_selector(sel)} matches no module of {idx.model_class}",
