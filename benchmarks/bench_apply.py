@@ -2,7 +2,7 @@
 
     python benchmarks/bench_apply.py [--write] [--quick] [--repeat N]
 
-Builds ``freezedsl.zoo.moe_transformer`` on the meta device at three sizes (15, 30 and
+Builds ``freezedsl.testing.moe_transformer`` on the meta device at three sizes (15, 30 and
 60 blocks of 256 experts: 23,255 / 46,505 / 93,005 parameter tensors) and applies the
 ten rules of ``benchmarks/moe.frz`` to it. For every size it times, interleaved in one
 process, with every parameter reset to ``requires_grad=True`` (untimed) before each run:
@@ -209,7 +209,7 @@ def build(blocks: int, experts: int, meta: bool = True) -> tuple[Any, float]:
 
     import torch
 
-    from freezedsl.zoo import moe_transformer
+    from freezedsl.testing import moe_transformer
 
     start = time.perf_counter()
     with torch.device("meta") if meta else contextlib.nullcontext():
@@ -426,7 +426,7 @@ def report(sizes: list[dict], repeat: int, load_start: str, quick: bool) -> tupl
         "# Apply at scale: freezedsl vs the floor, a naive regex loop, timm and Lightning",
         "",
         (f"`python benchmarks/bench_apply.py --write{' --quick' if quick else ''}`"
-        f" — `freezedsl.zoo.moe_transformer` on the {'CPU' if quick else 'meta device'}, rules `benchmarks/moe.frz`"
+        f" — `freezedsl.testing.moe_transformer` on the {'CPU' if quick else 'meta device'}, rules `benchmarks/moe.frz`"
         f" ({n_rules} rules + 3 `expect`). Every figure is the best of {repeat} runs"
         " (median in the second table), contenders interleaved in one process, requires_grad reset to"
         " True before every run, garbage collector enabled (a `gc.collect()` before each run)."),

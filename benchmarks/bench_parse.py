@@ -2,8 +2,8 @@
 
     python benchmarks/bench_parse.py [--write] [--quick] [--repeat N]
 
-Generates (seeded, so every run sees the same text) a rule file of 10,000 varied
-statements — paths, globs, `**`, slices, regexes, `type=`/`type~`, `except`, groups,
+Generates (seeded, so every run sees the same text) rule files of 1,000, 3,000 and
+10,000 varied statements — paths, globs, `**`, slices, regexes, `type=`/`type~`, `except`, groups,
 `?`, `expect` with selectors and shares, `freeze stats`, `lr`, `at epoch`, comments and
 blank lines — and a Python file with the same number of lines and about the same
 number of characters (the hand-written `requires_grad` code such rules replace). Then,
@@ -14,8 +14,12 @@ in one process, best of ``--repeat`` runs (default 3):
   collector disabled, which shows how much of its time the collector takes;
 * ``freezedsl.syntax.printer.format_program`` vs ``ast.unparse`` of that tree (a printer
   written in Python, like freezedsl's);
-* the first ``parse`` in a process, which also builds the LALR parser from the grammar;
+* the first ``parse`` in a process, which also builds Lark's LALR parser (from the
+  grammar cache, and with ``FREEZEDSL_NO_GRAMMAR_CACHE=1`` from the grammar itself);
 * 1,000, 3,000 and 10,000 statements (50 and 200 with --quick) to show how it grows.
+
+The goals: a 1,000-statement file parses in under 0.3 s, also as the first parse in a
+process (issue 15); 10,000 statements format in under 1 s.
 
 ``--write`` writes ``benchmarks/results/parse.md``.
 """
@@ -39,9 +43,11 @@ if str(HERE.parent) not in sys.path:
 import _util
 from _util import ms, table, us
 
-GOAL_S = 1.0
+PARSE_GOAL_S = 0.3
+FORMAT_GOAL_S = 1.0
 NOGC = "freezedsl `parse`, collector disabled"
-MAIN_N = 10_000
+MAIN_N = 1_000
+LARGEST_N = 10_000
 
 PATHS = [
     "conv1", "bn1", "fc", "head", "embed", "pooler.dense", "classifier",
@@ -190,34 +196,55 @@ def breakdown(text: str) -> dict[str, float] | None:
     """One parse split into its stages (calls parser internals; None if they changed)."""
     try:
         from freezedsl.syntax import parser as mod
+        from freezedsl.syntax.to_ast import build_ast
+        from freezedsl.syntax.trivia import _attach_trivia, _scan_comments
 
-        lalr = mod._lark()
+        lark_parser = mod._lark()
         t0 = time.perf_counter()
-        statements = lalr.parse_to(text, mod._ToAst().handlers())
+        tree = lark_parser.parse(text)
         t1 = time.perf_counter()
-        comments = mod._scan_comments(text)
-        mod._attach_trivia(statements, comments, text)
+        statements = build_ast(tree)
         t2 = time.perf_counter()
-        lalr.parse(text)
+        comments = _scan_comments(text)
+        _attach_trivia(statements, comments, text)
         t3 = time.perf_counter()
     except Exception:  # noqa: BLE001 - internals are not an API
         return None
-    return {"to_ast": t1 - t0, "trivia": t2 - t1, "tree": t3 - t2, "comments": float(len(comments))}
+    return {"tree": t1 - t0, "to_ast": t2 - t1, "trivia": t3 - t2, "comments": float(len(comments))}
 
 
-def cold_parse(text: str) -> tuple[float, float]:
-    """First parse in the process (builds the LALR parser), and the parser build alone."""
+def cold_parse(text: str) -> dict[str, float]:
+    """First parse in the process (builds the LALR parser), and the parser build alone,
+    from the grammar cache (warmed first) and from the grammar (no cache)."""
+    import os
+
     from freezedsl.syntax import parser as mod
+    from freezedsl.syntax.grammar_cache import NO_CACHE_ENV
 
-    mod._lark.cache_clear()
-    start = time.perf_counter()
-    mod.parse(text)
-    first = time.perf_counter() - start
-    mod._lark.cache_clear()
-    start = time.perf_counter()
-    mod._lark()
-    build = time.perf_counter() - start
-    return first, build
+    saved = os.environ.pop(NO_CACHE_ENV, None)
+    out: dict[str, float] = {}
+    try:
+        mod._lark.cache_clear()
+        mod._lark()  # writes the cache if it was not there
+        for label, switch in (("cached", None), ("uncached", "1")):
+            if switch is None:
+                os.environ.pop(NO_CACHE_ENV, None)
+            else:
+                os.environ[NO_CACHE_ENV] = switch
+            mod._lark.cache_clear()
+            start = time.perf_counter()
+            mod.parse(text)
+            out[f"first_{label}"] = time.perf_counter() - start
+            mod._lark.cache_clear()
+            start = time.perf_counter()
+            mod._lark()
+            out[f"build_{label}"] = time.perf_counter() - start
+    finally:
+        os.environ.pop(NO_CACHE_ENV, None)
+        if saved is not None:
+            os.environ[NO_CACHE_ENV] = saved
+        mod._lark.cache_clear()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,16 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     repeat = args.repeat or (2 if args.quick else 3)
     load_start = _util.load_average()
-    counts = [50, 200] if args.quick else [1_000, 3_000, MAIN_N]
+    counts = [50, 200] if args.quick else [MAIN_N, 3_000, LARGEST_N]
     main_n = 200 if args.quick else MAIN_N
 
     # cold start first, before anything built the parser (on the smallest text: the
     # build costs the same whatever the text, and the big texts take seconds)
-    cold, build = cold_parse(rule_text(counts[0]))
+    cold = cold_parse(rule_text(main_n))
     results = []
     for n in counts:
         # a 10,000-statement parse takes seconds here: two runs of it are plenty
-        results.append(measure(n, repeat if n < MAIN_N else min(repeat, 2), args.quick))
+        results.append(measure(n, repeat if n < LARGEST_N else min(repeat, 2), args.quick))
     for r in results:
         r["stages"] = breakdown(r.pop("text"))
     main_res = next(r for r in results if r["n"] == main_n)
@@ -273,12 +300,19 @@ def main(argv: list[str] | None = None) -> int:
          f"{p_fmt / p_unparse:.2f}x `ast.unparse`"],
         ["`ast.unparse` (baseline)", ms(p_unparse), ms(t["`ast.unparse` of that tree"].median), "1.0x"],
         [
-            f"first `parse` in a process, {counts[0]:,} statements (builds the LALR parser)",
-            ms(cold),
+            f"first `parse` in a process, {main_n:,} statements (loads the LALR parser from the grammar cache; Lark already imported)",
+            ms(cold["first_cached"]),
             "—",
-            f"{cold / results[0]['timings']['freezedsl `parse`'].best:.2f}x a warm parse of them",
+            f"{cold['first_cached'] / p_parse:.2f}x a warm parse of them",
         ],
-        ["building the LALR parser alone (`_lark()`)", ms(build), "—", ""],
+        [
+            f"first `parse` in a process, {main_n:,} statements, no grammar cache (builds the parser)",
+            ms(cold["first_uncached"]),
+            "—",
+            f"{cold['first_uncached'] / p_parse:.2f}x a warm parse of them",
+        ],
+        ["loading the LALR parser from the grammar cache alone (`_lark()`)", ms(cold["build_cached"]), "—", ""],
+        ["building the LALR parser from the grammar alone (`_lark()`, no cache)", ms(cold["build_uncached"]), "—", ""],
     ]
     lines += table(["operation", "best (ms)", "median (ms)", "ratio"], rows)
 
@@ -312,15 +346,15 @@ def main(argv: list[str] | None = None) -> int:
             n = r["n"]
             rows.append(
                 [f"{n:,}", f"{int(st['comments']):,}"]
-                + [f"{ms(st[k])} ({us(st[k] / n)})" for k in ("to_ast", "trivia", "tree")]
+                + [f"{ms(st[k])} ({us(st[k] / n)})" for k in ("tree", "to_ast", "trivia")]
             )
         lines += table(
             [
                 "statements",
                 "comments",
-                "LALR parse calling the AST handlers (`parse_to`)",
+                "Lark's LALR parse to a tree with positions (`_lark().parse`)",
+                "AST from the tree (`to_ast.build_ast`)",
                 "comments and blank lines (`_scan_comments` + `_attach_trivia`)",
-                "for comparison: the Lark-shaped parse tree alone (`_lalr.Parser.parse`, not used by `parse`)",
             ],
             rows,
         )
@@ -333,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     from freezedsl.syntax.parser import parse
 
     text = rule_text(main_n)
+    parse(text)
     prof = cProfile.Profile()
     gc.collect()
     gc.disable()
@@ -348,8 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *table(["function", "calls", "own (s)", "cumulative (s)"], _util.profile_rows(prof, "tottime")),
     ]
-    ok_parse = p_parse < GOAL_S
-    ok_fmt = p_fmt < GOAL_S
+    largest = results[-1]
+    f_fmt = largest["timings"]["freezedsl `format_program`"].best
+    ok_parse = p_parse < PARSE_GOAL_S and cold["first_cached"] < PARSE_GOAL_S
+    ok_fmt = f_fmt < FORMAT_GOAL_S
     lines += [
         "",
         "## Goals",
@@ -357,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         *table(
             ["goal", "measured", "met?"],
             [
-                [f"parse {main_n:,} statements well under 1 s", f"{ms(p_parse)} ms (+ {ms(build)} ms to build the parser on first use)",
-                 "yes" if ok_parse and p_parse + build < GOAL_S else "**no**"],
-                [f"format {main_n:,} statements well under 1 s", f"{ms(p_fmt)} ms", "yes" if ok_fmt else "**no**"],
+                [f"parse {main_n:,} statements under {PARSE_GOAL_S:g} s (warm, and as the first parse in a process)",
+                 f"{ms(p_parse)} ms warm, {ms(cold['first_cached'])} ms first", "yes" if ok_parse else "**no**"],
+                [f"format {largest['n']:,} statements under {FORMAT_GOAL_S:g} s", f"{ms(f_fmt)} ms",
+                 "yes" if ok_fmt else "**no**"],
             ],
             "lll",
         ),
@@ -377,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" Python file); format: {ms(p_fmt)} ms ({p_fmt / p_unparse:.2f}x ast.unparse)")
             ],
             "goals": [
-                {"goal": f"parse {main_n:,} statements < 1 s", "value": f"{ms(p_parse)} ms", "met": ok_parse and p_parse + build < GOAL_S},
-                {"goal": f"format {main_n:,} statements < 1 s", "value": f"{ms(p_fmt)} ms", "met": ok_fmt},
+                {"goal": f"parse {main_n:,} statements < {PARSE_GOAL_S:g} s", "value": f"{ms(p_parse)} ms", "met": ok_parse},
+                {"goal": f"format {largest['n']:,} statements < {FORMAT_GOAL_S:g} s", "value": f"{ms(f_fmt)} ms", "met": ok_fmt},
             ],
             "mismatches": [],
         },

@@ -7,7 +7,7 @@ Data: scikit-learn's bundled 8x8 handwritten digits (``sklearn.datasets.load_dig
 task B is digits 5-9; each half is split 70/30 into train and test, stratified, with a
 fixed seed.
 
-1. Pretrain ``freezedsl.zoo.small_cnn`` on A and save its state dict.
+1. Pretrain ``freezedsl.testing.small_cnn`` on A and save its state dict.
 2. From that same state dict, fine-tune on B three ways:
    (a) full fine-tuning (``unfreeze all``: everything trains),
    (b) a frozen backbone, ``digits_rules/frozen_backbone.frz`` (only the classifier
@@ -57,7 +57,7 @@ from torch import nn
 
 import freezedsl
 from freezedsl.planning.plan import Plan
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
 HERE = Path(__file__).resolve().parent
 RULES_DIR = HERE / "digits_rules"

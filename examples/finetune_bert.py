@@ -7,7 +7,7 @@ layers, the pooler, the classifier and every LayerNorm. The optimizer is then bu
 usual transformer way, with two parameter groups: weight decay for weight matrices, none
 for biases and LayerNorm parameters; both groups hold trainable parameters only.
 
-Uses ``freezedsl.zoo:bert_encoder`` (Hugging Face BERT's parameter names at toy size);
+Uses ``freezedsl.testing:bert_encoder`` (Hugging Face BERT's parameter names at toy size);
 the same rule file fits ``transformers.BertForSequenceClassification``. CPU, seconds.
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import freezedsl
-from freezedsl.zoo import bert_encoder
+from freezedsl.testing import bert_encoder
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "bert.frz"
 

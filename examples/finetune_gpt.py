@@ -11,7 +11,7 @@ The script first shows what happens with rules that decide the two names differe
 says so in a warning, and the last statement wins. Then it trains a few steps with the
 rule file on synthetic tokens and checks that the tied embedding/head did not move.
 
-Uses ``freezedsl.zoo:gpt_decoder`` (Hugging Face GPT-2's parameter names at toy size).
+Uses ``freezedsl.testing:gpt_decoder`` (Hugging Face GPT-2's parameter names at toy size).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import freezedsl
-from freezedsl.zoo import gpt_decoder
+from freezedsl.testing import gpt_decoder
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "gpt.frz"
 

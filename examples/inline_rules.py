@@ -9,7 +9,7 @@
    model is left exactly as it was (rules apply all at once or not at all).
 
 Then it trains a few steps on synthetic 8x8 images and checks that frozen parameters
-did not move. Uses ``freezedsl.zoo:small_cnn`` (features = conv blocks, classifier = one
+did not move. Uses ``freezedsl.testing:small_cnn`` (features = conv blocks, classifier = one
 Linear), runs on CPU in a second or two.
 """
 
@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 import freezedsl
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
 # features: [0] conv block, [1] conv block, [2] MaxPool, [3] conv block, [4] pool, [5] flatten
-# (see `freezedsl show freezedsl.zoo:small_cnn`). Train the last conv block and the
+# (see `freezedsl show freezedsl.testing:small_cnn`). Train the last conv block and the
 # classifier; keep the first two blocks fixed.
 RULES = """
 # small_cnn: freeze the first two conv blocks, train the last block and the head

@@ -43,7 +43,7 @@ class Rules:
     def apply(self, model: Any) -> Any:
         """Plan, check every ``expect``, then set ``requires_grad`` atomically. Returns the Plan."""
         from freezedsl.application import apply_plan
-        from freezedsl.util import gc_paused
+        from freezedsl.gcpause import gc_paused
 
         with gc_paused():  # one pause for index, plan and apply (see build_index)
             return apply_plan(self.plan(model), fresh=True)

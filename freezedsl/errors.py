@@ -9,8 +9,9 @@ without a traceback. This module must not import torch: ``freezedsl check`` reli
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from freezedsl.safetext import printable, source_with_caret
-from freezedsl.util import frozen_record
 
 MAX_MESSAGE = 600  # characters of one error line; longer selectors are elided in the middle
 
@@ -32,7 +33,7 @@ def elide(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{text[:keep]} ... {text[-keep:]}"
 
 
-@frozen_record  # a frozen dataclass without dataclasses' import cost (see freezedsl.util)
+@dataclass(frozen=True)
 class Span:
     """A 1-based source position range; ``end_*`` is exclusive."""
 

@@ -47,7 +47,7 @@ def test_naive_regexes_match_the_rule_file_at_every_size() -> None:
     """The regex and module-list baselines are built per size; check them against
     moe.frz where each slice bound matters (blocks > 30, experts > 128)."""
     import freezedsl
-    from freezedsl.zoo import moe_transformer
+    from freezedsl.testing import moe_transformer
 
     mod = _load("bench_apply")
     rules = freezedsl.load(BENCH / "moe.frz")

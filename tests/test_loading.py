@@ -26,10 +26,10 @@ from freezedsl.loading import (
     save_model,
 )
 from freezedsl.manifest import make_manifest
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
-CNN = "freezedsl.zoo:small_cnn"
-GPT = "freezedsl.zoo:gpt_decoder(vocab_size=50, hidden=16, layers=1, heads=2, max_len=16)"
+CNN = "freezedsl.testing:small_cnn"
+GPT = "freezedsl.testing:gpt_decoder(vocab_size=50, hidden=16, layers=1, heads=2, max_len=16)"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -106,7 +106,7 @@ def test_pickled_module_refused_with_spec_message(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as excinfo:
         load_model(str(path))
     assert _message(excinfo) == (
-        f"{path} is a pickled Python object (it references freezedsl.zoo.SmallCNN); "
+        f"{path} is a pickled Python object (it references freezedsl.testing.SmallCNN); "
         "unpickling it can run arbitrary code. Pass --trust-pickle only if you trust where "
         "the file came from, or save a state dict (torch.save(model.state_dict(), ...)) and "
         "pass --arch."
@@ -242,16 +242,16 @@ def test_arch_spec_builds_on_meta_by_default() -> None:
 
 
 def test_arch_with_literal_kwargs() -> None:
-    model = build_arch("freezedsl.zoo:small_cnn(num_classes=3)", meta=True)
+    model = build_arch("freezedsl.testing:small_cnn(num_classes=3)", meta=True)
     assert isinstance(model, nn.Module)
     assert model.classifier.out_features == 3  # type: ignore[union-attr]
-    positional = build_arch("freezedsl.zoo:small_cnn(4)", meta=True)
+    positional = build_arch("freezedsl.testing:small_cnn(4)", meta=True)
     assert positional.classifier.out_features == 4  # type: ignore[union-attr]
 
 
 def test_arch_arguments_are_never_evaluated(tmp_path: Path) -> None:
     marker = tmp_path / "evaluated"
-    spec = f"freezedsl.zoo:small_cnn(num_classes=__import__('os').mkdir('{marker}'))"
+    spec = f"freezedsl.testing:small_cnn(num_classes=__import__('os').mkdir('{marker}'))"
     with pytest.raises(ModelLoadError) as excinfo:
         build_arch(spec, meta=True)
     assert "literals" in _message(excinfo)
@@ -269,12 +269,12 @@ def test_arch_arguments_are_never_evaluated(tmp_path: Path) -> None:
                 "(e.g. torchvision.models:resnet18)"
             ),
         ),
-        ("freezedsl.zoo:small_cn", "did you mean 'freezedsl.zoo:small_cnn'?"),
-        ("freezedsl.zoo:__name__", "names a str, not a callable"),
+        ("freezedsl.testing:small_cn", "did you mean 'freezedsl.testing:small_cnn'?"),
+        ("freezedsl.testing:__name__", "names a str, not a callable"),
         ("freezedsl.loading:canonical_name", "building architecture"),
-        ("freezedsl.zoo:small_cnn(num_classes=)", "cannot parse the arguments"),
-        ("freezedsl.zoo:small_cnn(num_classes=", "is not an architecture"),
-        ("freezedsl.zoo:small_cnn(bogus=1)", "TypeError"),
+        ("freezedsl.testing:small_cnn(num_classes=)", "cannot parse the arguments"),
+        ("freezedsl.testing:small_cnn(num_classes=", "is not an architecture"),
+        ("freezedsl.testing:small_cnn(bogus=1)", "TypeError"),
         ("os.path:basename('x')", "returned a str, not an nn.Module"),
     ],
 )

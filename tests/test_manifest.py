@@ -20,7 +20,7 @@ from freezedsl.manifest import (
     make_manifest,
     save_manifest,
 )
-from freezedsl.zoo import gpt_decoder, small_cnn
+from freezedsl.testing import gpt_decoder, small_cnn
 
 
 def _flags(module: nn.Module) -> dict[str, bool]:

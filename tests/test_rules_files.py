@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import freezedsl
-from freezedsl import zoo
+from freezedsl import testing
 from freezedsl.syntax import ast
 from freezedsl.syntax.parser import parse
 from freezedsl.syntax.printer import format_program
@@ -291,14 +291,14 @@ class HFStyleBertForSequenceClassification(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.bert = zoo.bert_encoder()
+        self.bert = testing.bert_encoder()
         del self.bert.classifier
         self.dropout = nn.Dropout(0.1)
         self.classifier = nn.Linear(64, 2)
 
 
 def test_bert_zoo() -> None:
-    model = zoo.bert_encoder()
+    model = testing.bert_encoder()
     apply_and_check(
         "bert",
         model,
@@ -322,7 +322,7 @@ def test_bert_with_hf_prefix() -> None:
 
 def test_bert_base_size() -> None:
     with torch.device("meta"):
-        model = zoo.bert_encoder(
+        model = testing.bert_encoder(
             vocab_size=30522, hidden=768, layers=12, heads=12, intermediate=3072, max_len=512
         )
     apply_and_check(
@@ -335,18 +335,18 @@ def test_bert_base_size() -> None:
 
 
 def test_bert_rejects_gpt() -> None:
-    assert_fails_unchanged("bert", zoo.gpt_decoder(), freezedsl.SelectionError)
+    assert_fails_unchanged("bert", testing.gpt_decoder(), freezedsl.SelectionError)
 
 
 def test_bert_rejects_a_model_with_too_few_layers() -> None:
-    assert_fails_unchanged("bert", zoo.bert_encoder(layers=2), freezedsl.SelectionError)
+    assert_fails_unchanged("bert", testing.bert_encoder(layers=2), freezedsl.SelectionError)
 
 
 # --------------------------------------------------------------------- GPT
 
 
 def test_gpt_zoo_keeps_the_tied_head_frozen() -> None:
-    model = zoo.gpt_decoder()
+    model = testing.gpt_decoder()
     assert model.lm_head.weight is model.transformer.wte.weight
     plan = rules("gpt").plan(model)
     assert not plan.warnings  # both names of the tied tensor are decided alike
@@ -364,7 +364,7 @@ def test_gpt_zoo_keeps_the_tied_head_frozen() -> None:
 
 def test_gpt2_size_untied() -> None:
     with torch.device("meta"):
-        model = zoo.gpt_decoder(
+        model = testing.gpt_decoder(
             vocab_size=50257, hidden=768, layers=12, heads=12, max_len=1024, tie_weights=False
         )
     apply_and_check(
@@ -378,7 +378,7 @@ def test_gpt2_size_untied() -> None:
 
 def test_gpt_expectation_guards_the_tied_head() -> None:
     # Someone appends `unfreeze lm_head`: that would train the whole embedding matrix.
-    model = zoo.gpt_decoder()
+    model = testing.gpt_decoder()
     text = (RULES_DIR / "gpt.frz").read_text(encoding="utf-8") + "unfreeze lm_head\n"
     before = flags(model)
     with pytest.raises(freezedsl.ExpectationError, match="lm_head"):
@@ -387,7 +387,7 @@ def test_gpt_expectation_guards_the_tied_head() -> None:
 
 
 def test_gpt_rejects_bert() -> None:
-    assert_fails_unchanged("gpt", zoo.bert_encoder(), freezedsl.SelectionError)
+    assert_fails_unchanged("gpt", testing.bert_encoder(), freezedsl.SelectionError)
 
 
 # --------------------------------------------------------------------- linear probe
@@ -404,8 +404,8 @@ def test_gpt_rejects_bert() -> None:
         (lambda: tv("swin_t"), "head"),
         (lambda: tv("densenet121"), "classifier"),
         (lambda: tv("convnext_tiny"), "classifier.2"),
-        (zoo.bert_encoder, "classifier"),
-        (zoo.small_cnn, "classifier"),
+        (testing.bert_encoder, "classifier"),
+        (testing.small_cnn, "classifier"),
     ],
     ids=[
         "resnet18",
@@ -425,7 +425,7 @@ def test_linear_probe(build: Callable[[], nn.Module], head: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "build", [zoo.gpt_decoder, lambda: tv("squeezenet1_0")], ids=["gpt_decoder", "squeezenet1_0"]
+    "build", [testing.gpt_decoder, lambda: tv("squeezenet1_0")], ids=["gpt_decoder", "squeezenet1_0"]
 )
 def test_linear_probe_rejects_models_without_a_head(build: Callable[[], nn.Module]) -> None:
     message = assert_fails_unchanged("linear-probe", build(), freezedsl.ExpectationError)
@@ -493,7 +493,7 @@ def test_vit_strict_variant() -> None:
 
 
 def test_bert_bitfit_variant() -> None:
-    model = zoo.bert_encoder()
+    model = testing.bert_encoder()
     compiled = variant(
         "bert",
         ("unfreeze type=LayerNorm\n", "unfreeze type=LayerNorm\nunfreeze **.bias\n"),
@@ -519,8 +519,8 @@ def _measured() -> Iterable[tuple[str, str, float]]:
     yield "mobilenet", "mobilenet_v2", share("mobilenet", tv("mobilenet_v2"))
     yield "efficientnet", "efficientnet_b0", share("efficientnet", tv("efficientnet_b0"))
     yield "vit", "vit_b_16", share("vit", tv("vit_b_16"))
-    yield "bert", "bert_encoder", share("bert", zoo.bert_encoder())
-    yield "gpt", "gpt_decoder", share("gpt", zoo.gpt_decoder())
+    yield "bert", "bert_encoder", share("bert", testing.bert_encoder())
+    yield "gpt", "gpt_decoder", share("gpt", testing.gpt_decoder())
 
 
 def test_trainable_shares_are_as_documented() -> None:

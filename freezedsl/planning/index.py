@@ -25,7 +25,7 @@ from itertools import compress, count, repeat
 from operator import attrgetter, eq, invert
 from typing import Any
 
-from freezedsl.util import gc_paused
+from freezedsl.gcpause import gc_paused
 
 TRANSPARENT_CHILDREN = frozenset({"_checkpoint_wrapped_module", "_fsdp_wrapped_module", "_orig_mod"})
 

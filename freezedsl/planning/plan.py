@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
+from freezedsl.gcpause import gc_paused
 from freezedsl.planning.containers import TypeContainer, type_containers
 from freezedsl.planning.index import (
     ModelIndex,
@@ -27,7 +28,6 @@ from freezedsl.planning.index import (
 from freezedsl.planning.select import Evaluator, initially_trainable
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
-from freezedsl.util import gc_paused
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from functools import lru_cache
 from itertools import compress, count
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs milliseconds of start-up (see freezedsl.util)
+if TYPE_CHECKING:  # typing costs milliseconds of start-up
     from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 

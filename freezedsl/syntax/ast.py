@@ -1,15 +1,14 @@
 """The rule-language AST: frozen dataclasses that carry source spans.
 
 Spans never take part in equality, so ``parse(format(p)) == p`` compares meaning and
-comments, not layout. Nothing here imports torch. The classes are
-:func:`~freezedsl.util.frozen_record` classes: ``@dataclass(frozen=True)`` in behaviour
-(dataclasses.replace/fields work on them) without its import-time cost.
+comments, not layout. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from freezedsl.errors import Span
-from freezedsl.util import field, frozen_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,33 +23,33 @@ def _span() -> Span | None:
 # ----------------------------------------------------------------- path parts
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Word:
     """One literal name segment (``layer4``, ``0``, or a backtick-quoted name)."""
 
     name: str
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Glob:
     """One segment with ``*`` wildcards (``*``, ``layer*``, ``*_proj``); never spans a dot."""
 
     pattern: str
 
 
-@frozen_record
+@dataclass(frozen=True)
 class AnySegments:
     """``**``: any number of segments, including none."""
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Index:
     """``[i]``: the i-th child module (negative counts from the end)."""
 
     index: int
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Slice:
     """``[a:b:c]`` over child modules, with Python slice semantics."""
 
@@ -59,7 +58,7 @@ class Slice:
     step: int | None = None
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Children:
     """``children`` at the start of a path: the root module's children (``children[0:6]``)."""
 
@@ -70,18 +69,18 @@ PathPart = Word | Glob | AnySegments | Index | Slice | Children
 # ----------------------------------------------------------------- selectors
 
 
-@frozen_record
+@dataclass(frozen=True)
 class All:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Path:
     parts: tuple[PathPart, ...]
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class NameRegex:
     """``name~"re"``: ``re.search`` on every full parameter name (tied aliases too)."""
 
@@ -89,7 +88,7 @@ class NameRegex:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class TypeName:
     """``type=Class``: modules whose class, or a base class, has this name."""
 
@@ -97,7 +96,7 @@ class TypeName:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class TypeRegex:
     """``type~"re"``: modules whose class name matches ``re.search``."""
 
@@ -105,7 +104,7 @@ class TypeRegex:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class TensorCompare:
     """``ndim<=1``, ``numel>=1000000``: parameters by a count of their tensor."""
 
@@ -122,7 +121,7 @@ class TensorCompare:
         }[self.op]
 
 
-@frozen_record
+@dataclass(frozen=True)
 class DtypeIs:
     """``dtype=bfloat16``: parameters of that torch dtype (canonical name, no ``torch.``)."""
 
@@ -130,7 +129,7 @@ class DtypeIs:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Initially:
     """``initially frozen`` / ``initially trainable``: requires_grad before freezedsl first
     changed the tensor (what the library that built the model chose)."""
@@ -139,7 +138,7 @@ class Initially:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Layer:
     """``{a, b}``: what ``a, b`` select is one layer of an ``lr decay ... over``."""
 
@@ -147,20 +146,20 @@ class Layer:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Except:
     base: Selector
     excluded: Selector
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Maybe:
     """``sel?``: ``sel`` may match nothing without an error."""
 
@@ -182,7 +181,7 @@ if TYPE_CHECKING:
     CompareOp = Literal["between", "<", "<=", ">", ">=", "=="]
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Trivia:
     """Comments and blank lines around a statement, kept so ``fmt`` loses nothing."""
 
@@ -191,7 +190,7 @@ class Trivia:
     blank_before: bool = False  # at least one blank line separated it from what came before
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Rule:
     """``freeze SEL`` / ``unfreeze SEL``."""
 
@@ -205,7 +204,7 @@ class Rule:
         return self.action == "unfreeze"
 
 
-@frozen_record
+@dataclass(frozen=True)
 class ExpectSelector:
     """``expect trainable SEL`` / ``expect frozen SEL``."""
 
@@ -215,7 +214,7 @@ class ExpectSelector:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class ExpectShare:
     """``expect trainable 1%..10%``: the share of parameter elements in ``state``."""
 
@@ -242,7 +241,7 @@ class ExpectShare:
         }[self.op]
 
 
-@frozen_record
+@dataclass(frozen=True)
 class StatsRule:
     """``freeze stats SEL`` / ``unfreeze stats SEL``: running statistics of norm layers."""
 
@@ -252,7 +251,7 @@ class StatsRule:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Convert:
     """``convert SEL to FrozenBatchNorm2d``: replace BatchNorm2d modules in scope."""
 
@@ -262,7 +261,7 @@ class Convert:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Factor:
     """``0.1x`` (relative to the base value) or ``3e-4`` (absolute)."""
 
@@ -273,7 +272,7 @@ class Factor:
         return float(self.value) * base if self.relative else float(self.value)
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Hyper:
     """``lr 0.1x SEL`` / ``weight_decay 0 SEL``: optimizer settings for param_groups."""
 
@@ -284,7 +283,7 @@ class Hyper:
     span: Span | None = _span()
 
 
-@frozen_record
+@dataclass(frozen=True)
 class HyperDecay:
     """``lr decay 0.75 over encoder.layer[:]``: layer-wise decay of a hyper-parameter."""
 
@@ -300,7 +299,7 @@ class HyperDecay:
 Simple = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Scheduled:
     """``at epoch 3: STATEMENT``: a statement that joins the program at that time."""
 
@@ -314,7 +313,7 @@ class Scheduled:
 Statement = Rule | ExpectSelector | ExpectShare | StatsRule | Convert | Hyper | HyperDecay | Scheduled
 
 
-@frozen_record
+@dataclass(frozen=True)
 class Program:
     statements: tuple[Statement, ...]
     trailing_comments: tuple[str, ...] = ()

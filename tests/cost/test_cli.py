@@ -13,7 +13,7 @@ from freezedsl.cli import main
 from .models import COST_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-CNN = "freezedsl.zoo:small_cnn"
+CNN = "freezedsl.testing:small_cnn"
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_plan_json_has_integer_cost_fields(rules: str) -> None:
 
 def test_plan_input_ids_and_fz340_on_a_rule_file() -> None:
     out = invoke(
-        "plan", str(ROOT / "rules" / "gpt.frz"), "freezedsl.zoo:gpt_decoder", "--input-ids", "2x32"
+        "plan", str(ROOT / "rules" / "gpt.frz"), "freezedsl.testing:gpt_decoder", "--input-ids", "2x32"
     )
     assert out.exit_code == 0, out.output
     assert "inputs ids 2x32" in out.output

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import freezedsl
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
 BACKBONE_RULES = """
 freeze features.0, features.1

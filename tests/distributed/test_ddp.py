@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import freezedsl
 from freezedsl.manifest import apply_manifest, make_manifest
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import freezedsl
-from freezedsl.zoo import small_cnn
+from freezedsl.testing import small_cnn
 
 checkpoint_wrapper_mod = pytest.importorskip(
     "torch.distributed.algorithms._checkpoint.checkpoint_wrapper",

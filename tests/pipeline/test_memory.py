@@ -123,21 +123,21 @@ def test_cli_plan_prints_the_estimate_and_adds_it_to_json(tmp_path) -> None:
     rules.write_text("freeze features\n")
     runner = CliRunner()
     out = runner.invoke(
-        main, ["plan", str(rules), "freezedsl.zoo:small_cnn", "--optimizer", "adamw"]
+        main, ["plan", str(rules), "freezedsl.testing:small_cnn", "--optimizer", "adamw"]
     )
     assert out.exit_code == 0, out.output
     assert "memory, gradients and optimizer state only (adamw" in out.output and "saved by the freeze" in out.output
     assert "activations are not counted" in out.output
     out = runner.invoke(
         main,
-        ["plan", str(rules), "freezedsl.zoo:small_cnn", "--optimizer", "sgd-momentum", "--json"],
+        ["plan", str(rules), "freezedsl.testing:small_cnn", "--optimizer", "sgd-momentum", "--json"],
     )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     want = estimate(freezedsl.plan(small_cnn(), str(rules)), "sgd-momentum").to_dict()
     assert data["memory"] == want
     assert "memory" not in json.loads(
-        runner.invoke(main, ["plan", str(rules), "freezedsl.zoo:small_cnn", "--json"]).output
+        runner.invoke(main, ["plan", str(rules), "freezedsl.testing:small_cnn", "--json"]).output
     )

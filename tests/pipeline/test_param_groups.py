@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import freezedsl
-from freezedsl.zoo import bert_encoder, gpt_decoder
+from freezedsl.testing import bert_encoder, gpt_decoder
 
 from .models import assert_groups_match_model, batches, make_net, train_epoch
 

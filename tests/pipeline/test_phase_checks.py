@@ -20,7 +20,7 @@ from freezedsl.cli import main
 from .models import make_net
 
 TYPO = "freeze all\nunfreeze fc\nat epoch 1: unfreeze layer2\nat epoch 5: unfreeze layr4\n"
-CNN = "freezedsl.zoo:small_cnn"
+CNN = "freezedsl.testing:small_cnn"
 
 
 def test_schedule_fails_at_construction_on_a_later_phase_typo() -> None:

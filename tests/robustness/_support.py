@@ -30,7 +30,7 @@ from torch import nn
 FREEZEDSL = Path(sys.executable).with_name("freezedsl")
 
 #: Architecture of the checkpoints the catalogue loads (24,058 parameters, meta-cheap).
-CNN = "freezedsl.zoo:small_cnn"
+CNN = "freezedsl.testing:small_cnn"
 
 
 def tiny_model() -> nn.Sequential:
@@ -54,7 +54,7 @@ class ModelFiles:
 
 def build_model_files(root: Path) -> ModelFiles:
     """Write every model file the catalogue and the atomic-write tests read."""
-    from freezedsl.zoo import small_cnn
+    from freezedsl.testing import small_cnn
 
     root.mkdir(parents=True, exist_ok=True)
     tiny = tiny_model()

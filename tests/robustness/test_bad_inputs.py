@@ -587,7 +587,7 @@ CASES: list[Case] = [
         "flag-arch-with-architecture",
         2,
         "--arch is only used with a state dict file; "
-        "'freezedsl.zoo:small_cnn' is already an architecture, pass it alone",
+        "'freezedsl.testing:small_cnn' is already an architecture, pass it alone",
         argv=("plan", "s.frz", CNN, "--arch", CNN),
         setup=rules("freeze features\n"),
     ),
@@ -782,17 +782,17 @@ CASES: list[Case] = [
     case(
         "model-wrong-arch-missing-keys",
         2,
-        "tiny_sd.pt does not fit --arch 'freezedsl.zoo:small_cnn': "
+        "tiny_sd.pt does not fit --arch 'freezedsl.testing:small_cnn': "
         "20 missing keys (features.0.conv.weight",
         **plan("freeze 0\n", "{m}/tiny_sd.pt", "--arch", CNN),
     ),
     case(
         "model-wrong-arch-shape-mismatch",
         2,
-        "cnn.pt does not fit --arch 'freezedsl.zoo:small_cnn"
+        "cnn.pt does not fit --arch 'freezedsl.testing:small_cnn"
         "(num_classes=3)': 2 shape mismatches (classifier.weight: file 10x64 vs model 3x64",
         **plan(
-            "freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.zoo:small_cnn(num_classes=3)"
+            "freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.testing:small_cnn(num_classes=3)"
         ),
     ),
     case(
@@ -812,15 +812,15 @@ CASES: list[Case] = [
     case(
         "arch-attribute-typo",
         2,
-        "'freezedsl.zoo' has no attribute 'small_cnnn' (architecture "
-        "'freezedsl.zoo:small_cnnn'); did you mean 'freezedsl.zoo:small_cnn'?",
-        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.zoo:small_cnnn"),
+        "'freezedsl.testing' has no attribute 'small_cnnn' (architecture "
+        "'freezedsl.testing:small_cnnn'); did you mean 'freezedsl.testing:small_cnn'?",
+        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.testing:small_cnnn"),
     ),
     case(
         "arch-not-callable",
         2,
-        "architecture 'freezedsl.zoo:__all__' names a list, not a callable that returns an nn.Module",
-        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.zoo:__all__"),
+        "architecture 'freezedsl.testing:__all__' names a list, not a callable that returns an nn.Module",
+        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.testing:__all__"),
     ),
     case(
         "arch-returns-non-module",
@@ -831,9 +831,9 @@ CASES: list[Case] = [
     case(
         "arch-bad-keyword",
         2,
-        "building architecture 'freezedsl.zoo:small_cnn(bogus=1)' failed: TypeError: "
+        "building architecture 'freezedsl.testing:small_cnn(bogus=1)' failed: TypeError: "
         "small_cnn() got an unexpected keyword argument 'bogus'",
-        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.zoo:small_cnn(bogus=1)"),
+        **plan("freeze features\n", "{m}/cnn.pt", "--arch", "freezedsl.testing:small_cnn(bogus=1)"),
     ),
     case(
         "arch-non-literal-argument",
@@ -843,7 +843,7 @@ CASES: list[Case] = [
             "freeze features\n",
             "{m}/cnn.pt",
             "--arch",
-            "freezedsl.zoo:small_cnn(num_classes=__import__('os'))",
+            "freezedsl.testing:small_cnn(num_classes=__import__('os'))",
         ),
     ),
     case(
@@ -855,8 +855,8 @@ CASES: list[Case] = [
     case(
         "arch-as-model-typo",
         2,
-        "'freezedsl.zoo' has no attribute 'small_cnnn'",
-        **plan("freeze features\n", "freezedsl.zoo:small_cnnn"),
+        "'freezedsl.testing' has no attribute 'small_cnnn'",
+        **plan("freeze features\n", "freezedsl.testing:small_cnnn"),
         absent="--arch",
     ),
     # ---------------------------------------------------------------- output paths

@@ -254,7 +254,7 @@ def small_model() -> nn.Module:
 @pytest.fixture(scope="module")
 def rule_models() -> dict[str, nn.Module]:
     """For every file in rules/, a model it is written for (on meta: no memory)."""
-    from freezedsl import zoo
+    from freezedsl import testing
 
     tvm = pytest.importorskip("torchvision.models")
     resnet = _meta(tvm.resnet18)
@@ -265,8 +265,8 @@ def rule_models() -> dict[str, nn.Module]:
         "mobilenet": _meta(tvm.mobilenet_v2),
         "efficientnet": _meta(tvm.efficientnet_b0),
         "vit": _meta(tvm.vit_b_16),
-        "bert": _meta(zoo.bert_encoder),
-        "gpt": _meta(zoo.gpt_decoder),
+        "bert": _meta(testing.bert_encoder),
+        "gpt": _meta(testing.gpt_decoder),
     }
     missing = {p.stem for p in RULE_FILES} - models.keys()
     for stem in missing:  # a rule file added later still gets fuzzed, against ResNet

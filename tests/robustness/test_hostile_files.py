@@ -30,7 +30,7 @@ from freezedsl.loading import load_model
 from . import hostile as h
 from ._support import FREEZEDSL, ModelFiles, cpu_limit, diff_snapshots, snapshot
 
-CNN = "freezedsl.zoo:small_cnn"
+CNN = "freezedsl.testing:small_cnn"
 LIN = "torch.nn:Linear(2, 2)"
 
 
@@ -220,11 +220,11 @@ def test_dangling_symlink_is_never_imported(tmp_path: Path, monkeypatch: pytest.
 
 def test_real_checkpoints_pass_the_scan(tmp_path: Path) -> None:
     """The bound refuses no real checkpoint: tied weights, views, nested extras."""
-    from freezedsl.zoo import gpt_decoder, small_cnn
+    from freezedsl.testing import gpt_decoder, small_cnn
 
     gpt = gpt_decoder(vocab_size=50, hidden=16, layers=1, heads=2, max_len=16)
     torch.save({"model": gpt.state_dict(), "cfg": {"a": [[[1, 2]]] * 50}, "epoch": 1}, tmp_path / "g.pt")
-    load_model(str(tmp_path / "g.pt"), arch="freezedsl.zoo:gpt_decoder(vocab_size=50, hidden=16, layers=1, heads=2, max_len=16)")
+    load_model(str(tmp_path / "g.pt"), arch="freezedsl.testing:gpt_decoder(vocab_size=50, hidden=16, layers=1, heads=2, max_len=16)")
     cnn = small_cnn()
     torch.save(cnn.state_dict(), tmp_path / "c.pt", _use_new_zipfile_serialization=False)
     load_model(str(tmp_path / "c.pt"), arch=CNN)

@@ -1,4 +1,4 @@
-"""The model zoo: real naming schemes, working forward passes, tied weights, scale."""
+"""freezedsl.testing's toy models: real naming schemes, working forward passes, tied weights, scale."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import time
 
 import torch
 
-from freezedsl import zoo
+from freezedsl import testing
 from freezedsl.loading import build_arch
 
 
 def test_bert_names_and_forward() -> None:
-    model = zoo.bert_encoder(vocab_size=50, hidden=16, layers=2, heads=2, intermediate=32)
+    model = testing.bert_encoder(vocab_size=50, hidden=16, layers=2, heads=2, intermediate=32)
     names = {n for n, _ in model.named_parameters()}
     for name in [
         "embeddings.word_embeddings.weight",
@@ -38,7 +38,7 @@ def test_bert_names_and_forward() -> None:
 
 
 def test_gpt_tied_and_causal() -> None:
-    model = zoo.gpt_decoder(vocab_size=30, hidden=16, layers=2, heads=2, max_len=16)
+    model = testing.gpt_decoder(vocab_size=30, hidden=16, layers=2, heads=2, max_len=16)
     assert model.lm_head.weight is model.transformer.wte.weight  # type: ignore[union-attr]
     all_names = [n for n, _ in model.named_parameters(remove_duplicate=False)]
     assert "lm_head.weight" in all_names and "transformer.wte.weight" in all_names
@@ -56,19 +56,19 @@ def test_gpt_tied_and_causal() -> None:
 
 
 def test_gpt_untied() -> None:
-    model = zoo.gpt_decoder(vocab_size=30, hidden=16, layers=1, heads=2, tie_weights=False)
+    model = testing.gpt_decoder(vocab_size=30, hidden=16, layers=1, heads=2, tie_weights=False)
     assert model.lm_head.weight is not model.transformer.wte.weight  # type: ignore[union-attr]
 
 
 def test_small_cnn_forward() -> None:
-    model = zoo.small_cnn()
+    model = testing.small_cnn()
     assert model(torch.randn(4, 1, 8, 8)).shape == (4, 10)
     assert {n.split(".")[0] for n, _ in model.named_parameters()} == {"features", "classifier"}
-    assert zoo.small_cnn(num_classes=3)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
+    assert testing.small_cnn(num_classes=3)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
 
 
 def test_moe_small_forward() -> None:
-    model = zoo.moe_transformer(blocks=2, experts=4, hidden=8, ffn=8, vocab=20)
+    model = testing.moe_transformer(blocks=2, experts=4, hidden=8, ffn=8, vocab=20)
     assert model(torch.randint(0, 20, (2, 5))).shape == (2, 5, 20)
     names = {n for n, _ in model.named_parameters()}
     for part in ["attn.q", "attn.k", "attn.v", "attn.o", "norm1", "norm2", "moe.router"]:
@@ -78,8 +78,8 @@ def test_moe_small_forward() -> None:
 
 def test_moe_meta_init_is_skipped_but_shapes_hold() -> None:
     with torch.device("meta"):
-        meta = zoo.moe_transformer(blocks=1, experts=2, hidden=8, ffn=4, vocab=10)
-    real = zoo.moe_transformer(blocks=1, experts=2, hidden=8, ffn=4, vocab=10)
+        meta = testing.moe_transformer(blocks=1, experts=2, hidden=8, ffn=4, vocab=10)
+    real = testing.moe_transformer(blocks=1, experts=2, hidden=8, ffn=4, vocab=10)
     assert [(n, p.shape) for n, p in meta.named_parameters()] == [
         (n, p.shape) for n, p in real.named_parameters()
     ]
@@ -89,12 +89,12 @@ def test_moe_meta_init_is_skipped_but_shapes_hold() -> None:
 
 def test_every_builder_works_from_an_arch_string() -> None:
     for name in ["bert_encoder", "gpt_decoder", "small_cnn"]:
-        assert isinstance(build_arch(f"freezedsl.zoo:{name}", meta=True), torch.nn.Module)
+        assert isinstance(build_arch(f"freezedsl.testing:{name}", meta=True), torch.nn.Module)
 
 
 def test_moe_default_size_on_meta() -> None:
     start = time.perf_counter()
-    model = build_arch("freezedsl.zoo:moe_transformer", meta=True)
+    model = build_arch("freezedsl.testing:moe_transformer", meta=True)
     elapsed = time.perf_counter() - start
     count = sum(1 for _ in model.named_parameters())
     assert count == 60 * (14 + 256 * 6) + 5 == 93_005

@@ -1,9 +1,12 @@
-"""Small local models with the parameter names of real ones, for rules, tests and demos.
+"""Toy models with the parameter names of real ones: for trying rules, docs and tests.
+
+This is freezedsl's public testing module (as numpy.testing is numpy's); nothing in the
+library imports it. The models are not meant to be trained for real.
 
 Rule files are written against real naming schemes (HF BERT, GPT-2, MoE transformers,
 torchvision-style CNNs). These builders reproduce those schemes at toy sizes in pure
 torch, so examples and tests run offline in milliseconds. Every builder takes only
-keyword arguments with defaults, so ``--arch freezedsl.zoo:bert_encoder`` works as is.
+keyword arguments with defaults, so ``--arch freezedsl.testing:bert_encoder`` works as is.
 """
 
 from __future__ import annotations
