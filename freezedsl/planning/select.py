@@ -205,7 +205,7 @@ class Evaluator:
                 )
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
-        if isinstance(sel, (ast.TensorCompare, ast.DtypeIs, ast.Initially)):
+        if isinstance(sel, (ast.TensorCompare, ast.DtypeIs, ast.ShapeIs, ast.Initially)):
             return self._tensor_atom(sel, optional)
         if isinstance(sel, ast.Path):
             refs = self.path_refs(sel, optional)
@@ -214,7 +214,7 @@ class Evaluator:
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
 
     def _tensor_atom(
-        self, sel: ast.TensorCompare | ast.DtypeIs | ast.Initially, optional: bool
+        self, sel: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially, optional: bool
     ) -> tuple[int, int, int]:
         """``ndim<=1``, ``numel>=N``, ``dtype=X``, ``initially frozen``: parameters by their
         tensor. Shapes and dtypes are known on the meta device too. Selects parameters,
@@ -225,6 +225,8 @@ class Evaluator:
             passing = [sel.holds(v) for v in values]
         elif isinstance(sel, ast.DtypeIs):
             passing = [v == sel.dtype for v in values]
+        elif isinstance(sel, ast.ShapeIs):
+            passing = [sel.holds(v) for v in values]
         else:
             passing = [v == (sel.state == "trainable") for v in values]
         tensor_of = idx.tensor_of
@@ -234,10 +236,11 @@ class Evaluator:
             if isinstance(sel, ast.Initially):
                 have = f"every parameter was initially {'frozen' if sel.state == 'trainable' else 'trainable'}"
             else:
-                what = {"ndim": "dimensions", "numel": "element counts", "dtype": "dtypes"}[
-                    sel.prop if isinstance(sel, ast.TensorCompare) else "dtype"
+                what = {"ndim": "dimensions", "numel": "element counts", "dtype": "dtypes", "shape": "shapes"}[
+                    sel.prop if isinstance(sel, ast.TensorCompare) else "shape" if isinstance(sel, ast.ShapeIs) else "dtype"
                 ]
-                shown = [str(v) for v in seen[:8]] + (["..."] if len(seen) > 8 else [])
+                text = (lambda v: "[" + ", ".join(map(str, v)) + "]") if isinstance(sel, ast.ShapeIs) else str
+                shown = [text(v) for v in seen[:8]] + (["..."] if len(seen) > 8 else [])
                 have = f"its parameters have {what} {', '.join(shown)}" if seen else "it has no parameters"
             raise self.error(
                 f"{format_selector(sel)} matches no parameter of {idx.model_class}",
@@ -246,7 +249,7 @@ class Evaluator:
             )
         return mask, 0, sum(passing)
 
-    def _tensor_values(self, sel: ast.TensorCompare | ast.DtypeIs | ast.Initially) -> list[Any]:
+    def _tensor_values(self, sel: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially) -> list[Any]:
         """The property ``sel`` tests, per tensor (cached per property)."""
         key = sel.prop if isinstance(sel, ast.TensorCompare) else type(sel).__name__
         cached = self._tensor_props.get(key)
@@ -256,6 +259,8 @@ class Evaluator:
                 cached = [len(p.shape) for p in objects]
             elif key == "numel":
                 cached = list(self.index.numel)
+            elif key == "ShapeIs":
+                cached = [tuple(p.shape) for p in objects]
             elif key == "DtypeIs":
                 cached = [dtype_info(p.dtype)[0] for p in objects]
             else:

@@ -130,6 +130,17 @@ class DtypeIs:
 
 
 @dataclass(frozen=True)
+class ShapeIs:
+    """``shape=[*, 768]``: parameters of that shape; ``None`` (``*``) is any size."""
+
+    dims: tuple[int | None, ...]
+    span: Span | None = _span()
+
+    def holds(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.dims) and all(d is None or d == n for d, n in zip(self.dims, shape))
+
+
+@dataclass(frozen=True)
 class Initially:
     """``initially frozen`` / ``initially trainable``: requires_grad before freezedsl first
     changed the tensor (what the library that built the model chose)."""
@@ -167,9 +178,9 @@ class Maybe:
     span: Span | None = _span()
 
 
-Atom = All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially
+Atom = All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | ShapeIs | Initially
 Selector = (
-    All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | Initially | Union_ | Except | Maybe
+    All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | ShapeIs | Initially | Union_ | Except | Maybe
     | Layer
 )
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _SELECTOR_START = {
     "ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR",
-    "TENSOR_CMP", "DTYPE_EQ", "INITIALLY", "LBRACE",
+    "TENSOR_CMP", "DTYPE_EQ", "SHAPE_EQ", "INITIALLY", "LBRACE",
 }
 _STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT", "CONVERT", "HYPER", "AT"}
 _END_OF_SELECTOR = {"SEMICOLON", "_NL", "$END", "COMMA", "EXCEPT", "QMARK"}
@@ -58,6 +58,9 @@ def _describe_expected(expected: set[str]) -> str:
         exp -= _SELECTOR_START | {"PERCENT", "COMPARE", "_NL"}
     if exp == {"INT"}:
         return "a whole number"
+    if "STAR" in exp:  # inside shape=[...]
+        parts.append("a size such as 768 or * (any size)")
+        exp -= {"INT", "STAR", "RSQB"}
     if exp & {"INT", "COLON"}:
         parts.append("an index or slice such as [0], [-1] or [0:6]")
         exp -= {"INT", "COLON", "RSQB"}

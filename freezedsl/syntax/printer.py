@@ -127,6 +127,8 @@ def format_atom(atom: ast.Selector) -> str:
         return f"{atom.prop}{'=' if atom.op == '==' else atom.op}{atom.value}"
     if isinstance(atom, ast.DtypeIs):
         return f"dtype={atom.dtype}"
+    if isinstance(atom, ast.ShapeIs):
+        return "shape=[" + ", ".join("*" if d is None else str(d) for d in atom.dims) + "]"
     if isinstance(atom, ast.Initially):
         return f"initially {atom.state}"
     if isinstance(atom, ast.Path):

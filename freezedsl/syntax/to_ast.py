@@ -417,6 +417,18 @@ class _ToAst:
             raise _Located(f"unknown dtype '{tok}'{hint}", tok.line or 1, tok.column or 1)
         return ast.DtypeIs(name, span=_span_of(place))
 
+    def shape_is(self, place: Any, items: list[Any]) -> ast.ShapeIs:
+        return ast.ShapeIs(tuple(items[1:]), span=_span_of(place))
+
+    def dim_size(self, place: Any, items: list[Token]) -> int:
+        tok = items[0]
+        if str(tok).startswith(("+", "-")):
+            raise _Located(f"a shape holds sizes such as 768 or *; {tok} is not one", tok.line or 1, tok.column or 1)
+        return _int(tok) or 0
+
+    def dim_any(self, place: Any, items: list[Any]) -> None:
+        return None
+
     def initially(self, place: Any, items: list[Token]) -> ast.Initially:
         return ast.Initially(str(items[1]), span=_span_of(place))  # type: ignore[arg-type]
 

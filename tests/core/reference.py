@@ -167,7 +167,7 @@ class Reference:
         if isinstance(atom, ast.NameRegex):
             hits = {n for n in self.names if re.search(atom.pattern, n)}
             return hits, bool(hits)
-        if isinstance(atom, (ast.TensorCompare, ast.DtypeIs, ast.Initially)):
+        if isinstance(atom, (ast.TensorCompare, ast.DtypeIs, ast.ShapeIs, ast.Initially)):
             hits = {n for n, p in self.named if self._tensor_test(atom, p)}
             return hits, bool(hits)
         # A path or type atom that matches only modules without parameters counts as
@@ -181,7 +181,9 @@ class Reference:
         raise TypeError(atom)  # pragma: no cover
 
     @staticmethod
-    def _tensor_test(atom: ast.TensorCompare | ast.DtypeIs | ast.Initially, p: nn.Parameter) -> bool:
+    def _tensor_test(atom: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially, p: nn.Parameter) -> bool:
+        if isinstance(atom, ast.ShapeIs):
+            return p.dim() == len(atom.dims) and all(d is None or d == n for d, n in zip(atom.dims, p.shape))
         if isinstance(atom, ast.DtypeIs):
             return str(p.dtype) == f"torch.{atom.dtype}"
         if isinstance(atom, ast.Initially):

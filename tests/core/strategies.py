@@ -420,6 +420,7 @@ def tensor_atoms() -> st.SearchStrategy[ast.Selector]:
         st.builds(ast.TensorCompare, st.just("numel"), ops, st.integers(0, 40)),
         st.builds(ast.DtypeIs, st.sampled_from(["float32", "float64", "bfloat16", "int64"])),
         st.builds(ast.Initially, st.sampled_from(["frozen", "trainable"])),
+        st.builds(ast.ShapeIs, st.lists(st.one_of(st.none(), st.integers(1, 4)), max_size=3).map(tuple)),
     )
 
 

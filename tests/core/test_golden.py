@@ -62,6 +62,8 @@ ERROR_CASES: list[tuple[str, str]] = [
     ("negative ndim", "weight_decay 0 ndim<=-1"),
     ("ndim matches nothing", "weight_decay 0 ndim=3"),
     ("dtype matches nothing", "freeze dtype=bfloat16"),
+    ("shape matches nothing", "freeze shape=[7]"),
+    ("bad shape size", "freeze shape=[*, -1]"),
     ("initially frozen matches nothing", "freeze all\nunfreeze all except initially frozen"),
     # lr decay layers
     ("layer braces outside lr decay", "freeze {layer1, layer2}"),

@@ -37,6 +37,9 @@ def _selector(text: str) -> ast.Selector:
         ("dtype=bfloat16", ast.DtypeIs("bfloat16"), "dtype=bfloat16"),
         ("dtype = torch.half", ast.DtypeIs("float16"), "dtype=float16"),
         ("dtype=long", ast.DtypeIs("int64"), "dtype=int64"),
+        ("shape=[*, 768]", ast.ShapeIs((None, 768)), "shape=[*, 768]"),
+        ("shape = [ 3,4 ]", ast.ShapeIs((3, 4)), "shape=[3, 4]"),
+        ("shape=[]", ast.ShapeIs(()), "shape=[]"),
         ("initially frozen", ast.Initially("frozen"), "initially frozen"),
         ("initially   trainable", ast.Initially("trainable"), "initially trainable"),
     ],
@@ -49,7 +52,7 @@ def test_tensor_atoms_parse_and_print(text: str, atom: ast.Selector, printed: st
 
 @pytest.mark.parametrize(
     "text",
-    ["ndim", "ndim.weight", "numel", "dtype", "dtype.x", "initially", "initially.frozen", "initially_frozen",
+    ["ndim", "ndim.weight", "numel", "dtype", "dtype.x", "shape", "shape.weight", "shape[0]", "initially", "initially.frozen", "initially_frozen",
      "x.ndim", "blocks.initially"],
 )
 def test_the_words_stay_paths_where_no_operator_follows(text: str) -> None:
@@ -73,6 +76,9 @@ def test_tensor_atoms_combine_with_other_selectors() -> None:
         ("freeze ndim<=-1", "ndim compares with a count such as ndim<=1; -1 is not one"),
         ("freeze numel>+5", "numel compares with a count"),
         ("freeze ndim<=x", "expected a whole number"),
+        ("freeze shape=[-1]", "a shape holds sizes such as 768 or *; -1 is not one"),
+        ("freeze shape=[a]", "a size such as 768 or * (any size)"),
+        ("freeze shape=[3", "']' to close the '['"),
         ("freeze ndim<=", "expected a whole number"),
     ],
 )
@@ -91,6 +97,15 @@ def test_no_weight_decay_on_1d_parameters_like_timm() -> None:
     zero = {n for g in groups if g["weight_decay"] == 0 for n in g["param_names"]}
     assert zero == {n for n, p in model.named_parameters() if p.ndim <= 1}
     assert zero and all(g["weight_decay"] == 0.05 for g in groups if not set(g["param_names"]) & zero)
+
+
+def test_shape_selects_by_tensor_shape() -> None:
+    model = resnet18_meta()
+    assert freezedsl.plan(model, "freeze shape=[*, 512]").frozen == ["fc.weight"]
+    frozen = freezedsl.plan(model, "freeze shape=[512, *, 3, 3]").frozen
+    assert frozen == [n for n, p in model.named_parameters() if p.shape[0] == 512 and p.shape[2:] == (3, 3)]
+    with pytest.raises(freezedsl.SelectionError, match=r"shapes \[64\], \[64, 3, 7, 7\]"):
+        freezedsl.plan(model, "freeze shape=[7]")
 
 
 def test_numel_and_dtype_select_by_tensor() -> None:
