@@ -166,6 +166,22 @@ TYPE_CONTAINER = register(
     )
 )
 
+REENABLED = register(
+    Rule(
+        code="FZ117",
+        name="unfreeze-all-reenables-initially-frozen",
+        severity=Severity.WARNING,
+        summary="`unfreeze all` makes trainable a parameter the model's library froze on purpose.",
+        what="With `--model`, reports an `unfreeze` whose selector includes `all` and that ends up training "
+        "parameters which were frozen before any rule changed them (`initially frozen`), such as Whisper's "
+        "fixed sinusoidal `embed_positions`, unless a statement names them.",
+        why="A library freezes such tensors because training them is wrong (fixed position tables, "
+        "buffers kept as parameters); `unfreeze all` undoes that silently.",
+        example="freeze all\nunfreeze all",
+        use_instead="freeze all\nunfreeze all except initially frozen",
+    )
+)
+
 
 # ------------------------------------------------------------------ model-free checks
 
@@ -401,6 +417,9 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
                 **(_at(path, node) if node else {}),
             )
         )
+
+    for rule, message in plan.reenabled:
+        out.append(diag(REENABLED, message, path, **_at(path, rule)))
 
     for mixed in plan.type_containers:
         out.append(diag(TYPE_CONTAINER, f"{mixed.message}; {mixed.hint}", path, **_at(path, mixed.atom)))

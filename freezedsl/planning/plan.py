@@ -124,6 +124,7 @@ class Plan:
         self.norm_stats: list[ModuleDecision] = []
         self.conversions: list[ModuleDecision] = []
         self.type_containers: list[TypeContainer] = []  # FZ116: type atoms that match containers too
+        self.reenabled: list[tuple[ast.Rule, str]] = []  # FZ117: `unfreeze all` training initially frozen tensors
         # run on every Plan.cost estimate; freezedsl.api sets FZ340 (planning never imports lint)
         self.cost_checks: tuple[Any, ...] = ()
         self._index = index
@@ -358,7 +359,8 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             f"exclude it: unfreeze ... except {name}",
         )
     warnings, ties = _tie_conflicts(program, index, rules, rule_of, before, after) if index.tied else ([], [])
-    warnings.extend(_unfreeze_all_warnings(index, rules, decided, after))
+    reenabled = _unfreeze_all_reenabled(index, rules, decided, after)
+    warnings.extend(message for _rule, message in reenabled)
 
     hyper_of: dict[str, list[ast.Factor | None]] | None = None
     extra: dict[int, tuple[str, int, int]] = {}
@@ -415,6 +417,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
         for n, st in enumerate(program.statements, 1)
         if isinstance(st, (ast.ExpectSelector, ast.ExpectShare))
     ]
+    plan.reenabled = reenabled
     plan.type_containers = type_containers(ev)
     for mixed in plan.type_containers:
         where = f"line {mixed.atom.span.line}: " if mixed.atom.span else ""
@@ -475,12 +478,12 @@ def _tie_conflicts(
     return warnings, ties
 
 
-def _unfreeze_all_warnings(
+def _unfreeze_all_reenabled(
     index: ModelIndex, rules: list[tuple[int, ast.Rule, int]], decided: dict[int, int], after: int
-) -> list[str]:
+) -> list[tuple[ast.Rule, str]]:
     """``unfreeze all`` that trains tensors the model's library froze on purpose (Whisper's
-    fixed sinusoidal ``embed_positions``): say so, and how to keep them frozen."""
-    out: list[str] = []
+    fixed sinusoidal ``embed_positions``): say so, and how to keep them frozen (FZ117)."""
+    out: list[tuple[ast.Rule, str]] = []
     for number, rule, _mask in rules:
         if rule.action != "unfreeze" or not any(
             isinstance(a, ast.All) and not excl for a, _opt, excl in ast.atoms(rule.selector)
@@ -493,11 +496,11 @@ def _unfreeze_all_warnings(
         names = index.canonical_names()
         shown = ", ".join(names[t] for t in hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
         line = rule.span.line if rule.span else "?"
-        out.append(
+        out.append((rule, (
             f"line {line} ({format_statement(rule)}) makes {len(hit)} tensors trainable that were frozen "
             f"before any rule changed them ({shown}); libraries freeze such tensors on purpose; write "
             f"'unfreeze all except initially frozen' to keep them frozen, or unfreeze them by name"
-        )
+        )))
     return out
 
 

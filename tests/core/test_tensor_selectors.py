@@ -203,3 +203,13 @@ def test_min_and_freeze_are_still_names_elsewhere() -> None:
     assert parse("lr decay 0.5 over min, below").statements[0].selector == ast.Union_(
         (ast.Path((ast.Word("min"),)), ast.Path((ast.Word("below"),)))
     )
+
+
+def test_lint_reports_unfreeze_all_of_initially_frozen_as_fz117() -> None:
+    from freezedsl.lint.rulefiles import check_source
+
+    model = _WithFixedTable()
+    found = [(d.code, d.line) for d in check_source("r.frz", "freeze all\nunfreeze all", model=model)]
+    assert ("FZ117", 2) in found
+    clean = check_source("r.frz", "freeze all\nunfreeze all except initially frozen", model=model)
+    assert not [d for d in clean if d.code == "FZ117"]
