@@ -25,8 +25,8 @@ from .strategies import ModelFacts, build, selectors, tree_specs
 
 CFG = settings(max_examples=60, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
-FACTORS = st.sampled_from([Decimal("0.5"), Decimal("0.75"), Decimal("0.9"), Decimal("1")])
-BOUNDS = st.one_of(st.none(), st.sampled_from([Decimal("0"), Decimal("0.1"), Decimal("0.3")]))
+FACTORS = st.sampled_from([Decimal("0.5"), Decimal("0.75"), Decimal("0.9"), Decimal(1)])
+BOUNDS = st.one_of(st.none(), st.sampled_from([Decimal(0), Decimal("0.1"), Decimal("0.3")]))
 
 
 def _plan(model: Any, st_: ast.HyperDecay) -> Any:
