@@ -95,7 +95,15 @@ _model_options = [
     click.option(
         "--arch",
         metavar="PKG.MODULE:CALLABLE",
-        help="Architecture for a state-dict MODEL, e.g. torchvision.models:resnet18.",
+        help="Architecture for a state-dict or .safetensors MODEL, e.g. torchvision.models:resnet18, "
+        "or transformers:ClassName with --model-config.",
+    ),
+    click.option(
+        "--model-config",
+        metavar="CONFIG.JSON",
+        default=None,
+        help="Hugging Face config.json for a .safetensors or state-dict MODEL: builds the class it "
+        "names (or the --arch transformers:ClassName) from it.",
     ),
     click.option(
         "--device",
@@ -121,10 +129,19 @@ def model_options(fn: F) -> F:
     return fn
 
 
-def _load(model: str, arch: str | None, trust_pickle: bool, meta: bool | None = None, device: str = "cpu") -> Any:
+def _load(
+    model: str,
+    arch: str | None,
+    trust_pickle: bool,
+    meta: bool | None = None,
+    device: str = "cpu",
+    model_config: str | None = None,
+) -> Any:
     from freezedsl.loading import load_model
 
-    loaded = load_model(model, arch=arch, trust_pickle=trust_pickle, meta=meta, map_location=device)
+    loaded = load_model(
+        model, arch=arch, trust_pickle=trust_pickle, meta=meta, map_location=device, config=model_config
+    )
     for note in loaded.notes:
         click.echo(f"note: {note}", err=True)
     return loaded
@@ -228,6 +245,7 @@ def plan_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    model_config: str | None,
     device: str,
     trust_pickle: bool,
     explain: bool,
@@ -259,7 +277,7 @@ def plan_cmd(
     program = load(rules)
     if epoch is not None or step is not None:
         _check_time_option(program, epoch, step)
-    loaded = _load(model, arch, trust_pickle, device=device)
+    loaded = _load(model, arch, trust_pickle, device=device, model_config=model_config)
     from freezedsl.pipeline import check_phases
 
     timed = epoch is not None or step is not None
@@ -304,8 +322,9 @@ def _check_time_option(program: Any, epoch: int | None, step: int | None) -> Non
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=False),
-    help="Write the frozen model here (same kind as MODEL; a state dict gets a freeze manifest).",
+    type=click.Path(dir_okay=True, writable=False),
+    help="Write the frozen model here (same kind as MODEL; a state dict gets a freeze manifest; "
+    "a model folder gives a folder).",
 )
 @click.option("--explain", is_flag=True, help="List every parameter with the statement that decided it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -318,6 +337,7 @@ def apply_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    model_config: str | None,
     device: str,
     trust_pickle: bool,
     output: str | None,
@@ -335,6 +355,9 @@ def apply_cmd(
       weights.pt --arch pkg.mod:builder    a state dict or checkpoint (weights_only load)
       scripted.pt --trust-pickle           a TorchScript archive (runs code from the file)
       model.pt --trust-pickle              a whole pickled module (runs code from the file)
+      bert/                                a Hugging Face save_pretrained folder
+      w.safetensors --arch pkg.mod:builder a .safetensors file (or --model-config
+                                           config.json for a transformers model)
 
     Nothing is written when a rule or an `expect` fails; the input is never modified.
     """
@@ -343,7 +366,7 @@ def apply_cmd(
     if output is not None:
         _check_output(output, rules, model)
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle, meta=False if output else None, device=device)
+    loaded = _load(model, arch, trust_pickle, meta=False if output else None, device=device, model_config=model_config)
     plan = program.plan(loaded.module)
     if not quiet:
         _plan_output(plan, explain=explain, as_json=as_json, color=_color(ctx, color))
@@ -382,6 +405,15 @@ def _check_output(output: str, *inputs: str) -> None:
             same = out == os.path.realpath(given)
         if same:
             raise UsageError(f"-o {output} is an input ({given}); write the frozen model to a new file")
+    model = inputs[-1]
+    if os.path.isdir(model):  # a model folder is written as a folder
+        from freezedsl.loaders.hffiles import is_hf_folder
+
+        if is_hf_folder(model):
+            from freezedsl.loaders.hfwrite import check_folder_target
+
+            check_folder_target(output, model)
+            return
     from freezedsl.fsutil import check_target
 
     check_target(output, probe=True)  # a read-only folder or a too-long name fails now
@@ -410,6 +442,7 @@ def bench_cmd(
     rules: str,
     model: str,
     arch: str | None,
+    model_config: str | None,
     trust_pickle: bool,
     input_shapes: tuple[str, ...],
     input_ids: tuple[str, ...],
@@ -434,7 +467,7 @@ def bench_cmd(
     if not specs:
         raise UsageError("bench needs an input: --input SHAPE (floats) or --input-ids SHAPE (token ids)")
     program = load(rules)
-    loaded = _load(model, arch, trust_pickle, meta=False)
+    loaded = _load(model, arch, trust_pickle, meta=False, model_config=model_config)
     result = run_bench(
         program.plan(loaded.module), loaded.module, specs,
         device=device, steps=steps, warmup=warmup, dtype=dtype, optimizer=optimizer, copy=False,
@@ -463,6 +496,7 @@ def show_cmd(
     ctx: click.Context,
     model: str,
     arch: str | None,
+    model_config: str | None,
     device: str,
     trust_pickle: bool,
     depth: int | None,
@@ -476,7 +510,7 @@ def show_cmd(
     from freezedsl.planning.index import build_index
     from freezedsl.planning.tree import render_tree
 
-    loaded = _load(model, arch, trust_pickle, device=device)
+    loaded = _load(model, arch, trust_pickle, device=device, model_config=model_config)
     use_color = _color(ctx, color)
     text = render_tree(
         build_index(loaded.module), depth=depth, params=show_params, color=use_color, root=root, collapse=collapse

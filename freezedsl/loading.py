@@ -2,7 +2,8 @@
 
 A MODEL on the command line is one of: an architecture ``package.module:callable``
 (imported and called, like ``python -c``), a state dict or checkpoint file (needs
-``--arch``), a pickled ``nn.Module`` or a TorchScript archive. The last two run code
+``--arch``), a Hugging Face ``save_pretrained`` folder or ``.safetensors`` file
+(:mod:`freezedsl.loaders.hffiles`), a pickled ``nn.Module`` or a TorchScript archive. The last two run code
 from the file when loaded, so both need ``trust_pickle=True`` (``--trust-pickle``).
 A MODEL that exists as a path, a dangling symlink included, is always a file.
 
@@ -42,6 +43,8 @@ from freezedsl.loaders.base import (
     quiet,
     sidecar_path,
 )
+from freezedsl.loaders.hfconfig import split_hf_arch
+from freezedsl.loaders.hffiles import build_and_fit, load_hf
 from freezedsl.loaders.kinds import check_model_path, sniff
 from freezedsl.loaders.statedict import common_prefix, describe, load_state, split_checkpoint
 from freezedsl.loaders.unpickle import PickledObject, load_trusted, load_weights_only
@@ -70,6 +73,7 @@ class LoadOptions:
     meta: bool | None
     map_location: str
     apply_manifest: bool
+    config: str | None = None  # --model-config: a Hugging Face config.json for a .safetensors file
 
 
 #: Format handlers, asked in order about every existing MODEL path (see module doc).
@@ -92,6 +96,7 @@ def load_model(
     meta: bool | None = None,
     map_location: str = "cpu",
     apply_manifest: bool = True,
+    config: str | None = None,
 ) -> LoadedModel:
     """Load MODEL (an architecture or a file) without running untrusted code.
 
@@ -102,9 +107,14 @@ def load_model(
     the weights fit but keeps the module on meta; ``None``/``False`` load the weights.
     Pickles and TorchScript always carry their weights. ``apply_manifest`` restores
     requires_grad from a manifest stored in or beside the file, because a state dict
-    cannot carry it.
+    cannot carry it. ``config`` (``--model-config``) is the Hugging Face config.json
+    that describes the model of a bare ``.safetensors`` file or a state dict file.
     """
     if is_arch_spec(spec):
+        if config is not None:
+            raise UsageError(
+                f"--model-config is only used with a .safetensors or state dict file; '{spec}' is an architecture"
+            )
         if arch is not None:
             raise UsageError(
                 f"--arch is only used with a state dict file; '{spec}' is already an "
@@ -123,7 +133,7 @@ def load_model(
     path = spec
     _check_device(map_location)
     check_model_path(path)
-    options = LoadOptions(arch, trust_pickle, meta, map_location, apply_manifest)
+    options = LoadOptions(arch, trust_pickle, meta, map_location, apply_manifest, config)
     for handler in _HANDLERS:  # the one place other formats (folders, safetensors) plug in
         handled = handler(path, options)
         if handled is not None:
@@ -133,9 +143,17 @@ def load_model(
     return loaded
 
 
+register_format(load_hf)  # save_pretrained folders and .safetensors files
+
+
 def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
     fmt = sniff(path)
     arch = options.arch
+    if options.config is not None and fmt == "torchscript":
+        raise UsageError(
+            f"--model-config is used with a state dict or .safetensors file; {path} is a "
+            "TorchScript archive that carries its own architecture"
+        )
     if fmt == "torchscript":
         if arch is not None:
             raise UsageError(
@@ -157,7 +175,7 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         obj = load_trusted(path, options.map_location)
         loaded = _as_pickled_module(obj, path)
         if loaded is not None:
-            if arch is not None:
+            if arch is not None or options.config is not None:
                 raise UsageError(
                     f"--arch is only used with a state dict; {path} holds a pickled "
                     f"{type(loaded.module).__name__} that carries its own architecture"
@@ -169,7 +187,7 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         # Namespace, numpy arrays...): continue as a state dict.
 
     state, extra, manifest, key = split_checkpoint(obj, path)
-    if arch is None:
+    if arch is None and options.config is None:
         raise ModelLoadError(
             f"{path} holds a state dict ({len(state)} tensors) but no architecture; pass "
             "--arch package.module:callable (e.g. torchvision.models:resnet18)"
@@ -179,7 +197,11 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         manifest = _sidecar_manifest(path)
     on_meta = options.meta is True
     notes: list[str] = []
-    module = load_state(state, path, arch, meta=on_meta, notes=notes)
+    if options.config is not None or split_hf_arch(arch)[0]:  # a transformers class from a config.json
+        module, arch = build_and_fit(state, path, arch, options.config, meta=on_meta)
+    else:
+        assert arch is not None
+        module = load_state(state, path, arch, meta=on_meta, notes=notes)
     if options.apply_manifest and manifest is not None:
         _apply(module, manifest, path)
     on_meta = on_meta and any(p.is_meta for p in module.parameters())

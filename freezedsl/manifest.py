@@ -206,13 +206,20 @@ def restore_freeze(module: nn.Module, path: str | os.PathLike[str], *, strict: b
     """Reapply the freeze that ``freezedsl apply -o PATH`` stored, in one call.
 
     ``path`` is the written model file or its manifest: the sidecar ``PATH.freeze.json``
-    beside a bare state dict, or the ``freezedsl_manifest`` entry of a checkpoint dict
-    (read with ``weights_only=True``). Returns the manifest that was applied.
+    beside a bare state dict or ``.safetensors`` file, ``PATH/freezedsl_manifest.json``
+    in a Hugging Face model folder, or the ``freezedsl_manifest`` entry of a checkpoint
+    dict (read with ``weights_only=True``). Returns the manifest that was applied.
     """
-    from freezedsl.loaders.base import sidecar_path
+    from freezedsl.loaders.base import TORCHSCRIPT_MANIFEST, sidecar_path
 
     shown = os.fspath(path)
     side = shown if shown.endswith(".json") else sidecar_path(shown)
+    if os.path.isdir(shown):  # a model folder written by apply -o keeps it inside
+        side = os.path.join(shown, TORCHSCRIPT_MANIFEST)
+        if not os.path.exists(side):
+            raise ModelLoadError(
+                f"{shown} is a folder without {TORCHSCRIPT_MANIFEST}; write it with freezedsl apply -o"
+            )
     if os.path.exists(side):
         manifest = load_manifest(side)
     else:

@@ -26,9 +26,12 @@ from freezedsl.syntax import ast
 if TYPE_CHECKING:
     from freezedsl.planning.plan import ParamDecision, Plan
 
-__all__ = ["PhaseChange", "Schedule", "param_groups"]
+__all__ = ["RESERVED", "PhaseChange", "Schedule", "param_groups", "reserved_groups"]
 
 STATE_FORMAT = "freezedsl-schedule/1"
+
+#: Key of a parameter group reserved for a later phase (see ``reserved_groups``).
+RESERVED = "freezedsl_reserved"
 
 # LR schedulers whose per-group settings (max_lr, momentum ranges...) cannot be derived
 # for a group that joins mid-run.
@@ -479,7 +482,12 @@ class Schedule:
         )
         groups = optimizer.param_groups
         with_names = bool(groups) and "param_names" in groups[0]
-        taken = {str(g["name"]) for g in groups if "name" in g}
+        # Reserved groups (empty until their phase) keep their names out of `taken`, so
+        # the groups built here get exactly the names they were reserved under.
+        reserved = {
+            str(g["name"]): i for i, g in enumerate(groups) if g.get(RESERVED) and "name" in g
+        }
+        taken = {str(g["name"]) for g in groups if "name" in g and not g.get(RESERVED)}
         prefix = f"{self.unit} {time}: " if self.unit else ""
         new = _build_groups(todo, base_lr, base_wd, prefix=prefix, taken=taken)
         scheduled = any("initial_lr" in g for g in groups)
@@ -489,6 +497,16 @@ class Schedule:
             ratio = float(ref["lr"]) / float(ref["initial_lr"])
         indices = []
         for group in new:
+            slot = reserved.get(str(group["name"]))
+            if slot is not None and _fits(groups[slot], group):
+                target = groups[slot]
+                target["params"].extend(group["params"])
+                if isinstance(target.get("param_names"), list):
+                    target["param_names"].extend(group["param_names"])
+                del target[RESERVED]
+                indices.append(slot)
+                self._added.append(list(group["param_names"]))
+                continue
             names = group["param_names"] if with_names else group.pop("param_names")
             if scheduled:
                 group["initial_lr"] = group["lr"]
@@ -500,6 +518,71 @@ class Schedule:
             indices.append(before)
             self._added.append(list(names))
         return tuple(indices)
+
+
+def _fits(slot: dict[str, Any], group: dict[str, Any]) -> bool:
+    """A reserved group takes a phase's group when it is still empty and was resolved to
+    the same lr and weight decay (its lr may have moved with an LR scheduler since)."""
+    lr = float(slot.get("initial_lr", slot.get("lr", 0.0)))
+    return (
+        not slot["params"]
+        and math.isclose(lr, float(group["lr"]), rel_tol=1e-9)
+        and math.isclose(
+            float(slot.get("weight_decay", 0.0)), float(group["weight_decay"]), rel_tol=1e-9
+        )
+    )
+
+
+def reserved_groups(
+    model: Any,
+    rules: RulesLike,
+    groups: Sequence[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Empty parameter groups for every group the phases of ``rules`` will add to ``groups``.
+
+    ``groups`` are the time-0 groups (``param_groups(model, rules, ...)``) and the model
+    is in its time-0 state. The phases are planned in order (nothing is applied) and
+    each group a ``Schedule`` would add at a phase is returned empty, with its resolved
+    ``lr`` / ``weight_decay``, the name the Schedule will give it and ``RESERVED: True``.
+    An optimizer built with them never changes its number of groups: the Schedule fills
+    a reserved group at its phase instead of adding one, so LR schedulers built at the
+    start (and their checkpoints) cover every group. Files whose phases ``convert``
+    modules get no reservation (their new parameters do not exist yet).
+    """
+    compiled = rules_from(rules)
+    unit = compiled.schedule_unit
+    scheduled = compiled.program.scheduled
+    if unit is None or any(isinstance(st.statement, ast.Convert) for st in scheduled):
+        return []
+    present = {id(t) for g in groups for t in g["params"]}
+    taken = {str(g["name"]) for g in groups if "name" in g}
+    with_names = bool(groups) and "param_names" in groups[0]
+    plan = _rules_at(compiled, unit, 0).plan(model)
+    flags = {id(o): p.after for o, p in zip(plan._objects, plan.params)}
+    out: list[dict[str, Any]] = []
+    for time in compiled.phases():
+        if time == 0:
+            continue
+        plan = _rules_at(compiled, unit, time).plan(model)
+        pairs = list(zip(plan._objects, plan.params))
+        present -= {id(o) for o, p in pairs if flags.get(id(o), p.before) and not p.after}
+        came = [(o, p) for o, p in pairs if not flags.get(id(o), p.before) and p.after]
+        todo = [(o, p) for o, p in came if id(o) not in present]
+        for group in _build_groups(
+            todo, float(lr), float(weight_decay), prefix=f"{unit} {time}: ", taken=taken
+        ):
+            present.update(id(t) for t in group["params"])
+            group["params"] = []
+            group["param_names"] = []
+            if not with_names:
+                del group["param_names"]
+            group[RESERVED] = True
+            out.append(group)
+        flags.update({id(o): p.after for o, p in pairs})
+    return out
 
 
 def _parameters(model: Any) -> Iterable[Any]:

@@ -16,7 +16,14 @@ EXAMPLES = REPO / "examples"
 # here must never run a script that writes into the repository.
 SCRIPTS = [
     EXAMPLES / name
-    for name in ("finetune_loop.py", "inline_rules.py", "finetune_bert.py", "finetune_gpt.py")
+    for name in (
+        "finetune_loop.py",
+        "inline_rules.py",
+        "finetune_bert.py",
+        "finetune_gpt.py",
+        "finetune_hf_trainer.py",
+        "finetune_peft.py",
+    )
 ]
 
 pytest.importorskip("torchvision")

@@ -207,6 +207,11 @@ _CODES_HELP = "Comma-separated rule codes or prefixes (FZ2, FZ204, ALL)."
 @click.option("--model", "model_spec", metavar="SPEC", help="Model for checking .frz files.")
 @click.option("--arch", metavar="ARCH", help="Architecture for a --model state dict file.")
 @click.option(
+    "--model-config",
+    metavar="CONFIG.JSON",
+    help="Hugging Face config.json for a --model .safetensors or state dict file (see freezedsl apply --help).",
+)
+@click.option(
     "--trust-pickle",
     is_flag=True,
     help="Allow --model to be a pickled module or a TorchScript archive (both run code from the file).",
@@ -264,6 +269,7 @@ def lint_command(
     timeout: float,
     model_spec: str | None,
     arch: str | None,
+    model_config: str | None,
     trust_pickle: bool,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -316,9 +322,10 @@ def lint_command(
     file_config = load_config(config_path)
     needed = [c for codes in cli_codes.values() for c in codes or ()]
     needed += [code for _, code in all_codes(file_config)]
-    # Runtime rule families import torch: load them only to run a script or when a
-    # code needs them, so static linting stays fast.
-    rules = runner.load_rules(runtime=script_form is not None, needed=needed)
+    # Runtime rule families import torch: load them only to run a script, with --model
+    # (FZ350/FZ351 check the planned state) or when a code needs them, so static
+    # linting stays fast.
+    rules = runner.load_rules(runtime=script_form is not None or model_spec is not None, needed=needed)
     for origin, codes in cli_codes.items():
         runner.check_codes(codes or (), rules, origin)
     overrides: dict[str, Any] = {
@@ -347,6 +354,7 @@ def lint_command(
             arch=arch,
             trust_pickle=trust_pickle,
             rules=rules,
+            model_config=model_config,
         )
 
     if not verbose and fmt != "json" and not statistics:  # one finding per mistake

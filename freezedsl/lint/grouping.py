@@ -20,7 +20,7 @@ __all__ = ["group_runtime"]
 
 # Codes whose findings name one tensor (or one module, for the norm and checkpoint rules).
 _PER_TENSOR = frozenset({"FZ301", "FZ302", "FZ303", "FZ311"})
-_PER_MODULE = frozenset({"FZ306", "FZ310"})
+_PER_MODULE = frozenset({"FZ306", "FZ310", "FZ350"})
 
 
 def _subtree(names: Sequence[str], *, tensors: bool) -> str:

@@ -368,6 +368,7 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
         return
     if _phase_errors(reduced, model, index, path, out):
         return
+    out.extend(_adapter_findings(model, index, plan, path))
 
     # FZ111 / FZ112: walk the rules in order with the running state per tensor.
     state = list(index.requires_grad)
@@ -463,6 +464,14 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
                     col=e.col,
                 )
             )
+
+
+def _adapter_findings(model: Any, index: Any, plan: Any, path: str) -> list[Diagnostic]:
+    """FZ350/FZ351 on the state the rules would leave (a PeftModel given as --model)."""
+    from freezedsl.lint.peft_checks import check_adapters
+
+    after = {id(obj): p.after for obj, p in zip(index.objects, plan.params)}
+    return check_adapters(model, path=path, requires_grad=lambda t: after.get(id(t), bool(t.requires_grad)))
 
 
 def _line_of(program: ast.Program, number: int) -> str:

@@ -59,6 +59,7 @@ __all__ = [
 STATIC_RULE_MODULES = ("freezedsl.lint.rulefiles", "freezedsl.lint.static")
 RUNTIME_RULE_MODULES = (
     "freezedsl.lint.runtime",
+    "freezedsl.lint.peft_checks",  # also run by `lint --model` (rulefiles), which loads these
     "freezedsl.lint.instrument",
     "freezedsl.lint.cost",
 )
@@ -109,11 +110,11 @@ def _script_runner() -> Callable[..., RunResultLike]:
     return run_script
 
 
-def _load_model(spec: str, arch: str | None, trust_pickle: bool) -> object:
+def _load_model(spec: str, arch: str | None, trust_pickle: bool, model_config: str | None = None) -> object:
     """The module for ``--model``; on the meta device, as checks only need names and shapes."""
     from freezedsl.loading import load_model
 
-    loaded = load_model(spec, arch=arch, trust_pickle=trust_pickle, meta=True)
+    loaded = load_model(spec, arch=arch, trust_pickle=trust_pickle, meta=True, config=model_config)
     return getattr(loaded, "module", loaded)
 
 
@@ -501,6 +502,7 @@ def lint_paths(
     arch: str | None = None,
     trust_pickle: bool = False,
     rules: Mapping[str, Rule] | None = None,
+    model_config: str | None = None,
 ) -> LintReport:
     """Statically lint files and directories.
 
@@ -508,13 +510,14 @@ def lint_paths(
     :class:`~freezedsl.lint.config.ConfigResolver` that gives each file the settings of
     the nearest ``pyproject.toml`` above it (what ``freezedsl lint`` passes).
     ``model`` is a model spec (``arch`` for a state dict file) for ``.frz`` checks that
-    need the real parameter names; it is loaded (importing torch) only when given and a
+    need the real parameter names (``model_config``: the config.json of a ``.safetensors``
+    model, see :func:`freezedsl.loading.load_model`); it is loaded (importing torch) only when given and a
     ``.frz`` file is linted.
     Raises :class:`~freezedsl.errors.FreezeError` for bad paths or settings.
     """
     resolver = as_resolver(config)
-    if rules is None:
-        rules = load_rules(runtime=False, needed=[c for _, c in all_codes(resolver.base)])
+    if rules is None:  # with a model, FZ350/FZ351 run on the planned state: runtime codes too
+        rules = load_rules(runtime=model is not None, needed=[c for _, c in all_codes(resolver.base)])
     report = LintReport()
     filt = _Filter(resolver, rules, report)
     filt.enabled(resolver.base)  # bad codes in the base settings fail before any work
@@ -536,7 +539,8 @@ def lint_paths(
         if noqa.file_all or not filt.enabled(filt.config_for(path)):
             continue  # nothing could survive; skip the work
         if path.endswith(".frz") and model is not None and loaded_model is None:
-            loaded_model = _load_model(model, arch, trust_pickle)
+            extra = (model_config,) if model_config is not None else ()
+            loaded_model = _load_model(model, arch, trust_pickle, *extra)
         filt.add(_check_file(path, text, loaded_model))
     return report
 

@@ -1,7 +1,8 @@
 """Architecture strings: ``package.module:callable``, imported and called on purpose.
 
 An architecture string runs code exactly as ``python -c "import package.module;
-package.module.callable()"`` would: that is its point. A MODEL that names an existing
+package.module.callable()"`` would: that is its point (a module in the current
+directory is found too, as ``python -c`` finds it; see :func:`_import`). A MODEL that names an existing
 path -- a dangling symlink included -- is therefore always a file, never an
 architecture, so a file called ``os:system('...')`` is read as bytes, not run.
 """
@@ -16,6 +17,7 @@ import inspect
 import io
 import os
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,6 +114,28 @@ def _offline_defaults(target: Any, kwargs: dict[str, Any], notes: list[str] | No
     return kwargs
 
 
+def _import(module_name: str) -> Any:
+    """Import ``module_name``; a module in the current directory is found too.
+
+    ``python -c`` and ``python -m`` put the current directory on ``sys.path``; the
+    ``freezedsl`` console script does not, so ``--arch mymodel:build`` next to the user's
+    ``mymodel.py`` would fail only when run through it. The current directory is
+    appended (not prepended) and only after a failed import of that very name, so an
+    installed package always wins over a same-named file in the directory.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".", 1)[0]
+        cwd = os.getcwd()
+        here = os.path.isfile(os.path.join(cwd, top + ".py")) or os.path.isdir(os.path.join(cwd, top))
+        if exc.name != top or not here or cwd in sys.path:
+            raise
+    sys.path.append(cwd)
+    importlib.invalidate_caches()
+    return importlib.import_module(module_name)
+
+
 def build_arch(
     arch: str, *, meta: bool, device: str | None = None, notes: list[str] | None = None
 ) -> nn.Module:
@@ -133,7 +157,7 @@ def build_arch(
     if match["args"] is not None:
         args, kwargs = _parse_call_args(arch, match["args"])
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = _import(module_name)
     except ImportError as exc:
         raise ModelLoadError(
             f"cannot import module '{module_name}' for architecture '{arch}': {one_line(exc)}; "

@@ -27,7 +27,9 @@ MAX_LISTED = 3
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _INNER_WRAPPERS = ("._orig_mod.", "._checkpoint_wrapped_module.", "._fsdp_wrapped_module.")
 
-Kind = Literal["pickle", "state_dict", "torchscript", "arch"]
+#: ``hf_folder``: a save_pretrained folder; ``safetensors``: a bare .safetensors file
+#: (:mod:`freezedsl.loaders.hffiles`).
+Kind = Literal["pickle", "state_dict", "torchscript", "arch", "hf_folder", "safetensors"]
 
 
 @dataclass
@@ -50,6 +52,9 @@ class LoadedModel:
     # Things the user should know about how the model was obtained (a meta build that
     # fell back to CPU, a download avoided); the CLI prints each as a "note:" line.
     notes: list[str] = field(default_factory=list)
+    # How a Hugging Face folder or .safetensors file stored its weights (files, keys,
+    # metadata), so saving writes them the same way; None for the other kinds.
+    layout: Any = None
 
 
 def sidecar_path(out: str | os.PathLike[str]) -> str:

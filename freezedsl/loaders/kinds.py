@@ -71,11 +71,6 @@ def sniff(path: str) -> FileKind:
         )
     if head[:1] == b"\x80":  # pickle protocol 2+: torch.save's legacy (pre-1.6) format
         return "legacy"
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 30:
-        raise ModelLoadError(
-            f"{path} looks like a safetensors file, which freezedsl does not read yet; "
-            "convert it with torch.save(safetensors.torch.load_file(path), 'model.pt')"
-        )
     looks = "text" if _is_text(head) else "unknown binary data"
     raise ModelLoadError(
         f"{path} is not a PyTorch file (it holds {looks}); expected a state dict or "
@@ -96,7 +91,7 @@ def _directory_hint(path: str) -> str:
         entries = sorted(os.listdir(path))
     except OSError:
         entries = []
-    found = [e for e in entries if e.endswith((".pt", ".pth", ".bin", ".ckpt"))]
+    found = [e for e in entries if e.endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors"))]
     if found:
         shown = ", ".join(one_line(os.path.join(path, e)) for e in found[:MAX_LISTED])
         return f"pass one of its model files ({shown})"

@@ -153,8 +153,14 @@ def _incompatible(file: torch.Tensor, model: torch.Tensor) -> str | None:
     return None
 
 
-def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch: str) -> None:
-    """Compare keys, shapes and dtypes first, so the error lists them in one line."""
+def check_fit(
+    state: dict[str, torch.Tensor], module: nn.Module, path: str, arch: str, *, built_by: str | None = None
+) -> None:
+    """Compare keys, shapes and dtypes first, so the error lists them in one line.
+
+    ``built_by`` names what built ``module`` when that was not ``--arch`` (a Hugging
+    Face class from a config.json).
+    """
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -175,6 +181,11 @@ def check_fit(state: dict[str, torch.Tensor], module: nn.Module, path: str, arch
     if lossy:
         problems.append(f"{_count(lossy, 'incompatible tensor')} ({listed(lossy)})")
     if problems:
+        if built_by is not None:
+            raise ModelLoadError(
+                f"{path} does not fit {built_by}: {'; '.join(problems)}; check that the config "
+                "describes the model that was saved"
+            )
         raise ModelLoadError(
             f"{path} does not fit --arch '{arch}': {'; '.join(problems)}; check that --arch "
             "builds the model that was saved (same class and arguments)"
@@ -191,12 +202,18 @@ def load_state(
     state = rename_to_model(state, module)
     check_fit(state, module, path, arch)
     if not meta:
-        try:
-            with quiet():
-                module.load_state_dict(state, strict=True)
-        except Exception as exc:  # noqa: BLE001 - custom _load_from_state_dict hooks
-            raise ModelLoadError(f"{path} does not fit --arch '{arch}': {_load_reason(exc)}") from None
+        load_into(module, state, path, f"--arch '{arch}'")
     return module
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: str, what: str, *, strict: bool = True) -> None:
+    """Copy ``state`` (already checked by :func:`check_fit`) into ``module``'s tensors;
+    ``strict=False`` for one part of a checkpoint whose whole was checked."""
+    try:
+        with quiet():
+            module.load_state_dict(state, strict=strict)
+    except Exception as exc:  # noqa: BLE001 - custom _load_from_state_dict hooks
+        raise ModelLoadError(f"{path} does not fit {what}: {_load_reason(exc)}") from None
 
 
 def _load_reason(exc: BaseException) -> str:

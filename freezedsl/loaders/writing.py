@@ -11,6 +11,8 @@
 * A checkpoint dict (weights under ``state_dict``/``model``/...) keeps its other
   entries and gains a ``freezedsl_manifest`` entry: scripts that index it by key are
   unaffected by one more key.
+* Hugging Face folders and ``.safetensors`` files are written in the layout they were
+  read (:mod:`freezedsl.loaders.hfwrite`).
 * Pickles and TorchScript carry ``requires_grad`` themselves; a pickled checkpoint dict
   or a TorchScript extra file also gets the manifest.
 """
@@ -49,9 +51,15 @@ def _plain(manifest: dict[str, Any], out: str) -> dict[str, Any]:
     return plain
 
 
+def _made(module: torch.nn.Module) -> dict[str, Any]:
+    from freezedsl.manifest import make_manifest
+
+    return make_manifest(module)
+
+
 def writes_sidecar(loaded: LoadedModel) -> bool:
     """True when saving ``loaded`` writes a bare state dict plus ``OUT.freeze.json``."""
-    return loaded.kind == "arch" or (loaded.kind == "state_dict" and loaded.checkpoint_key is None)
+    return loaded.kind in ("arch", "safetensors") or (loaded.kind == "state_dict" and loaded.checkpoint_key is None)
 
 
 def save_model(
@@ -68,6 +76,12 @@ def save_model(
             f"cannot write {out_s}: the model was built on the meta device (no weights); "
             "load it with meta=False to build real weights before saving"
         )
+    module = loaded.module
+    if loaded.kind == "hf_folder":
+        from freezedsl.loaders.hfwrite import save_folder
+
+        save_folder(loaded, out_s, _plain(manifest or _made(module), out_s))
+        return
     sidecar = writes_sidecar(loaded)
     targets = [out_s, sidecar_path(out_s)] if sidecar else [out_s]
     for target in targets:
@@ -82,13 +96,16 @@ def save_model(
                 "stays intact"
             )
         check_target(target)
-    module = loaded.module
-    if manifest is None and (loaded.kind in ("state_dict", "arch") or loaded.manifest):
-        from freezedsl.manifest import make_manifest
-
-        manifest = make_manifest(module)
+    if manifest is None and (loaded.kind in ("state_dict", "arch", "safetensors") or loaded.manifest):
+        manifest = _made(module)
     if manifest is not None:
         manifest = _plain(manifest, out_s)
+    if loaded.kind == "safetensors":
+        from freezedsl.loaders.hfwrite import save_safetensors
+
+        assert manifest is not None
+        save_safetensors(loaded, out_s, manifest)
+        return
     writer: Callable[[IO[bytes]], None]
     if loaded.kind == "torchscript":
         files = {} if manifest is None else {TORCHSCRIPT_MANIFEST: json.dumps(manifest)}

@@ -7,8 +7,9 @@ type~"Norm"`` leaves those convolutions training (64% of efficientnet_b0 instead
 0.8% its norm layers hold). The signal is the mix: one atom matching modules that own
 parameters (layers) and modules whose subtree holds other parameterised layers that the
 atom does not match (containers). An atom that matches only containers (``type=Bottleneck``,
-``type~"Attention$"``) selects whole blocks on purpose and is left alone, and so is
-``type=norm``, which never matches containers.
+``type~"Attention$"``) selects whole blocks on purpose and is left alone, and so are
+``type=norm``, which never matches containers, and the PEFT sets ``type=adapter`` /
+``type=modules_to_save``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from freezedsl.planning.index import ModelIndex
 from freezedsl.planning.select import _NORM_CLASS, NORM, Evaluator
+from freezedsl.planning.wrappers import PEFT_TYPE_SETS
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector
 
@@ -39,8 +41,9 @@ def type_containers(ev: Evaluator) -> list[TypeContainer]:
     index = ev.index
     out: list[TypeContainer] = []
     for atom, refs in ev.type_refs.values():
-        if isinstance(atom, ast.TypeName) and atom.name == NORM:
-            continue
+        if isinstance(atom, ast.TypeName) and (atom.name == NORM or atom.name in PEFT_TYPE_SETS):
+            continue  # built-in sets: norm layers never match containers; PEFT sets name tensors
+        refs = [j for j in refs if j >= 0]
         matched = set(refs)
         layers: list[int] = []
         containers: list[tuple[int, int]] = []  # (container, a parameterised layer inside it it does not match)

@@ -26,14 +26,37 @@ from operator import attrgetter, eq, invert
 from typing import Any
 
 from freezedsl.gcpause import gc_paused
+from freezedsl.planning.bits import (
+    bits_mask,
+    indices_mask,
+    iter_bits,
+    mask_bits,
+    ranges_mask,
+    weighted_sum,
+)
+from freezedsl.planning.classes import SCRIPT_CLASSES, class_info_of, class_names, dtype_info
+from freezedsl.planning.walk import Tree
+from freezedsl.planning.walk import walk_iterative as _walk_iterative
+from freezedsl.planning.walk import walk_recursive as _walk_recursive
+from freezedsl.planning.wrappers import peft_levels, unwrap, view_paths
 
-TRANSPARENT_CHILDREN = frozenset({"_checkpoint_wrapped_module", "_fsdp_wrapped_module", "_orig_mod"})
+# Re-exported: callers import these from the index, where they used to live.
+__all__ = [
+    "ModelIndex",
+    "TensorInfo",
+    "bits_mask",
+    "build_index",
+    "class_names",
+    "dtype_info",
+    "indices_mask",
+    "iter_bits",
+    "mask_bits",
+    "ranges_mask",
+    "unwrap",
+    "weighted_sum",
+]
 
-WRAPPER_ATTRS = {
-    "DistributedDataParallel": "module",
-    "DataParallel": "module",
-    "OptimizedModule": "_orig_mod",  # torch.compile
-}
+_get_requires_grad = attrgetter("requires_grad")
 
 @dataclass(slots=True)
 class TensorInfo:
@@ -46,78 +69,6 @@ class TensorInfo:
     can_require_grad: bool
     device: str
 
-
-# ``bytes.translate`` table turning the text of ``bin(mask)`` into one 0/1 byte per bit.
-_BITS = bytes.maketrans(b"01", b"\x00\x01")
-_get_requires_grad = attrgetter("requires_grad")
-
-
-def mask_bits(mask: int, total: int) -> bytes:
-    """One byte (0 or 1) per index ``0..total-1``: bit ``i`` of ``mask`` at position ``i``.
-
-    ``bytes`` are valid selectors for ``itertools.compress``, which turns per-index
-    loops (sums of sizes, lists of indices) into C loops.
-    """
-    if mask <= 0:
-        return bytes(total)
-    text = bin(mask)[:1:-1].encode("ascii").translate(_BITS)
-    return text + bytes(total - len(text)) if len(text) < total else text[:total]
-
-
-def bits_mask(flags: Iterable[Any]) -> int:
-    """The inverse of mask_bits: bit ``i`` set where ``flags[i]`` is true."""
-    data = bytes(flags) if isinstance(flags, (bytes, bytearray)) else bytes(map(bool, flags))
-    if not data:
-        return 0
-    return int(data[::-1].translate(_TO_TEXT), 2)
-
-
-_TO_TEXT = bytes.maketrans(b"\x00\x01", b"01")
-
-
-def iter_bits(mask: int) -> Iterator[int]:
-    """Indices of set bits, ascending; one C loop over the mask's bit length."""
-    if mask <= 0:
-        return iter(())
-    return compress(count(), bin(mask)[:1:-1].encode("ascii").translate(_BITS))
-
-
-def weighted_sum(mask: int, weights: Sequence[int]) -> int:
-    """``sum(weights[i] for i in mask)``."""
-    return sum(compress(weights, mask_bits(mask, len(weights))))
-
-
-def ranges_mask(total: int, ranges: Iterable[tuple[int, int]]) -> int:
-    """OR of many [start, end) ranges as one int, in time linear in ``total``."""
-    spans = [(s, e) for s, e in ranges if e > s]
-    if not spans:
-        return 0
-    if len(spans) == 1:
-        s, e = spans[0]
-        return ((1 << (e - s)) - 1) << s
-    buf = bytearray(total)
-    ones = _ones(total)
-    for s, e in spans:
-        buf[s:e] = ones[: e - s]  # a view: no new bytes object per range
-    return bits_mask(buf)
-
-
-_ONES = memoryview(b"")
-
-
-def _ones(n: int) -> memoryview:
-    """A read-only run of at least ``n`` bytes of value 1, kept between calls."""
-    global _ONES
-    if len(_ONES) < n:
-        _ONES = memoryview(b"\x01" * max(n, 2 * len(_ONES)))
-    return _ONES
-
-
-def indices_mask(total: int, indices: Iterable[int]) -> int:
-    buf = bytearray(total)
-    for i in indices:
-        buf[i] = 1
-    return bits_mask(buf)
 
 
 class ModelIndex:
@@ -137,6 +88,8 @@ class ModelIndex:
         param_start: list[int],
         transparent: frozenset[int],
         wrapper: str | None,
+        named_levels: frozenset[int] = frozenset(),
+        hidden: frozenset[int] = frozenset(),
     ) -> None:
         self.names = names  # every parameter name, tied aliases included
         self.leaf = leaf  # last segment of each name
@@ -149,6 +102,17 @@ class ModelIndex:
         self.param_start = param_start  # names of module j start here; one extra entry: len(names)
         self.transparent = transparent  # modules inside a wrapper, shown under its path
         self.wrapper = wrapper  # e.g. "DistributedDataParallel" when the model was unwrapped
+        # PEFT levels (freezedsl.planning.wrappers): transparent, but keeping their real
+        # segment, so a path may still name them; and modules only a path naming them reaches.
+        self.named_levels = named_levels
+        self.hidden = hidden
+        self.shadowed: frozenset[int] = frozenset()  # the hidden modules and everything below them
+        self.shadow_mask = 0  # their parameters' names, as a mask
+        if hidden:
+            spans = [(j, module_end[j]) for j in hidden]
+            self.shadowed = frozenset(k for s, e in spans for k in range(s, e))
+            self.shadow_mask = ranges_mask(len(names), [(param_start[s], param_start[e]) for s, e in spans])
+        self._view: tuple[list[str], list[str]] | None = None
         self.tied = len(objects) != len(names)
         self._tensors: list[TensorInfo] | None = None
         self._requires_grad: list[bool] | None = None
@@ -254,7 +218,7 @@ class ModelIndex:
             if cls.__name__ in SCRIPT_CLASSES:  # per instance: the scripted class varies
                 out.extend(j for j, c in enumerate(types) if c is cls and test(*self._class_info(j)))
             else:
-                verdict[cls] = bool(test(*_class_info_of(cls)))
+                verdict[cls] = bool(test(*class_info_of(cls)))
         wanted = {cls for cls, ok in verdict.items() if ok}
         if wanted:
             out.extend(compress(count(), map(wanted.__contains__, types)))
@@ -278,6 +242,8 @@ class ModelIndex:
     def child_modules(self, j: int) -> list[int]:
         """Module ``j``'s submodules in registration order, each object once (``named_children``)."""
         out = self._direct_submodules(j)
+        if self.hidden:
+            out = [k for k in out if k not in self.hidden]
         if self.transparent and any(k in self.transparent for k in out):
             out = [m for k in out for m in (self.child_modules(k) if k in self.transparent else (k,))]
         objects = self.module_objects
@@ -309,6 +275,8 @@ class ModelIndex:
         while k < stop:
             if k in self.transparent:
                 yield from ((s, r) for s, r in self.children(k) if r >= 0)
+            elif k in self.hidden:
+                pass
             else:
                 yield self.module_segs[k], k
             k = self.module_end[k]
@@ -323,18 +291,26 @@ class ModelIndex:
         out.extend(range(~self.param_start[j], ~self.param_start[j + 1], -1))
         return out
 
-    def child(self, j: int, segment: str) -> int | None:
+    def child(self, j: int, segment: str, levels_first: bool = False) -> int | None:
         """The ref of module ``j``'s child called ``segment``, or None.
 
         A scan of ``j``'s direct children: cheaper than a table of every path in the
         model when only a few modules are asked (the usual case: the root, a block).
+        A PEFT level (``base_model``, ``model``, ``base_layer``) is looked through
+        first; ``levels_first`` takes it by its own name first instead, for full names
+        such as ``base_model.model.model.layers`` (a Llama inside a LoraModel).
         """
         segs = self.module_segs
         for k in self._direct_submodules(j):
             if k in self.transparent:
-                found = self.child(k, segment)
+                named = k in self.named_levels and segs[k] == segment
+                if named and levels_first:
+                    return k
+                found = self.child(k, segment, levels_first)
                 if found is not None and found >= 0:
                     return found
+                if named:
+                    return k
             elif segs[k] == segment:
                 return k
         for i in self.child_params(j):
@@ -342,14 +318,14 @@ class ModelIndex:
                 return ~i
         return None
 
-    def children_named(self, mods: Iterable[int], segment: str) -> list[int]:
+    def children_named(self, mods: Iterable[int], segment: str, levels_first: bool = False) -> list[int]:
         """The child called ``segment`` of each module of ``mods`` that has one.
 
         :meth:`child` inlined for the hot path, ``blocks.*.experts.*.w1`` with 15k
         parents: a walk over each parent's direct children, no model-wide table.
         """
         if self.transparent:
-            return [c for c in (self.child(j, segment) for j in mods) if c is not None]
+            return [c for c in (self.child(j, segment, levels_first) for j in mods) if c is not None]
         segs, end, start, leaf = self.module_segs, self.module_end, self.param_start, self.leaf
         out: list[int] = []
         add = out.append
@@ -374,7 +350,7 @@ class ModelIndex:
         if refs is None:  # C loops only: operator.eq beats segment.__eq__ by a quarter
             refs = list(compress(count(), map(eq, self.module_segs, repeat(segment))))
             if self.transparent or (refs and refs[0] == 0):  # the root and wrapped modules are no child
-                refs = [j for j in refs if j and j not in self.transparent]
+                refs = [j for j in refs if j and (j not in self.transparent or j in self.named_levels)]
             refs.extend(map(invert, compress(count(), map(eq, self.leaf, repeat(segment)))))
             self._named[segment] = refs
         return refs
@@ -395,7 +371,42 @@ class ModelIndex:
             return [ref]
         refs = [k for k in range(ref, self.module_end[ref]) if k == ref or k not in self.transparent]
         refs.extend(~i for i in range(self.param_start[ref], self.param_end(ref)))
+        if self.shadowed and ref not in self.shadowed:
+            refs = [r for r in refs if not self.is_shadowed(r)]
         return refs
+
+    # ------------------------------------------------------------ PEFT views
+    def is_shadowed(self, ref: int) -> bool:
+        """Whether ``ref`` lies in a hidden module (only a path naming it reaches it)."""
+        return ref in self.shadowed if ref >= 0 else bool(self.shadow_mask >> ~ref & 1)
+
+    def direct_child(self, j: int, segment: str) -> int | None:
+        """Module ``j``'s child registered as ``segment``, by its real name (no level skipped)."""
+        for k in self._direct_submodules(j):
+            if self.module_segs[k] == segment:
+                return k
+        for i in self.own_params(j):
+            if self.leaf[i] == segment:
+                return ~i
+        return None
+
+    def view_names(self) -> tuple[list[str], list[str]] | None:
+        """(parameter names, module paths) without PEFT's levels; None without PEFT.
+
+        ``name~`` regexes match these as well as the real names, so that
+        ``name~"^encoder\\."`` reads on a PeftModel as on the bare model.
+        """
+        if not self.named_levels:
+            return None
+        if self._view is None:
+            paths = view_paths(self.module_paths, self.module_segs, self.module_end, self.transparent.__contains__)
+            names = [
+                f"{paths[j]}.{self.leaf[i]}" if paths[j] else self.leaf[i]
+                for j in range(self.n_modules)
+                for i in self.own_params(j)
+            ]
+            self._view = names, paths
+        return self._view
 
 
 def _numels(objects: list[Any]) -> list[int]:
@@ -405,86 +416,6 @@ def _numels(objects: list[Any]) -> list[int]:
         return list(map(torch.Tensor.numel, objects))  # no attribute lookup per tensor
     except (ImportError, TypeError):  # pragma: no cover - not torch tensors
         return [p.numel() for p in objects]
-
-
-def unwrap(model: Any) -> tuple[Any, str | None]:
-    """Strip DDP / DataParallel / torch.compile wrappers so bare-model names apply."""
-    wrapper = None
-    seen = 0
-    while seen < 8:
-        attr = WRAPPER_ATTRS.get(type(model).__name__)
-        inner = getattr(model, attr, None) if attr else None
-        if inner is None:
-            break
-        wrapper = wrapper or type(model).__name__
-        model = inner
-        seen += 1
-    return model, wrapper
-
-
-SCRIPT_CLASSES = ("RecursiveScriptModule", "ScriptModule")
-_CLASS_CACHE: dict[type, tuple[tuple[str, ...], str]] = {}
-_DTYPE_CACHE: dict[Any, tuple[str, bool]] = {}
-
-
-def class_names(module: Any) -> tuple[tuple[str, ...], str]:
-    """(class and base class names, dotted name) of a module."""
-    cls = type(module)
-    if cls.__name__ in SCRIPT_CLASSES:
-        return _script_class_names(module, cls.__name__)  # per instance: not cached
-    return _class_info_of(cls)
-
-
-def _class_info_of(cls: type) -> tuple[tuple[str, ...], str]:
-    cached = _CLASS_CACHE.get(cls)
-    if cached is None:
-        names = tuple(c.__name__ for c in cls.__mro__ if c.__name__ != "object")
-        cached = _CLASS_CACHE[cls] = names, f"{cls.__module__}.{cls.__qualname__}"
-    return cached
-
-
-def _script_class_names(module: Any, wrapper: str) -> tuple[tuple[str, ...], str]:
-    """The Python class a TorchScript module was scripted from, when it is importable.
-
-    TorchScript keeps ``__torch__.pkg.mod.Class``; if ``pkg.mod`` is already imported
-    (it usually is in the process that scripted or loaded the model) the real class
-    gives base classes and the dotted name; nothing is imported here.
-    """
-    import sys
-
-    original = str(getattr(module, "original_name", None) or wrapper)
-    try:
-        qualified = module._c._type().qualified_name()
-    except Exception:  # noqa: BLE001 - private API; fall back to the short name
-        qualified = ""
-    qualified = qualified.removeprefix("__torch__.")
-    mod_name, _, cls_name = qualified.rpartition(".")
-    owner = sys.modules.get(mod_name) if mod_name else None
-    real = getattr(owner, cls_name, None) if owner is not None else None
-    if isinstance(real, type):
-        names = tuple(c.__name__ for c in real.__mro__ if c.__name__ != "object")
-        return names + (wrapper,), f"{real.__module__}.{real.__qualname__}"
-    return (original, wrapper), qualified or original
-
-
-def dtype_info(dtype: Any) -> tuple[str, bool]:
-    """(short dtype name, whether tensors of it can require gradients)."""
-    info = _DTYPE_CACHE.get(dtype)
-    if info is None:
-        can = bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
-        info = (str(dtype).replace("torch.", ""), can)
-        _DTYPE_CACHE[dtype] = info
-    return info
-
-
-def _items(container: Any) -> Iterable[tuple[str, Any]]:
-    """``container.items()`` of a non-dict, e.g. TorchScript's ordered-dict wrapper."""
-    if container is None:
-        return ()
-    try:
-        return container.items()
-    except AttributeError:  # pragma: no cover - exotic containers
-        return [(k, container[k]) for k in container]
 
 
 def build_index(model: Any) -> ModelIndex:
@@ -514,117 +445,7 @@ def _build_index(model: Any) -> ModelIndex:
     return _finish(tree, wrapper)
 
 
-# names, leaf, params, module_objects, module_paths, module_segs, module_end, param_start,
-# transparent: the lists ModelIndex is made of (see its __init__), before tie detection.
-_Tree = tuple[list[str], list[str], list[Any], list[Any], list[str], list[str], list[int], list[int], list[int]]
-
-
-def _empty_tree() -> _Tree:
-    return [], [], [], [], [], [], [], [], []
-
-
-def _walk_recursive(bare: Any) -> _Tree:
-    """The pre-order walk as plain recursion: 10-25% faster than the explicit stack.
-
-    Python-to-Python calls are cheap since 3.11 and need no tuple per pending child;
-    a model deeper than the recursion limit falls back to :func:`_walk_iterative`,
-    which produces the same lists.
-    """
-    tree = _empty_tree()
-    names, leaf, params, module_objects, module_paths, module_segs, module_end, param_start, transparent = tree
-    add_name, add_leaf, add_param = names.append, leaf.append, params.append
-    add_module, add_path, add_seg = module_objects.append, module_paths.append, module_segs.append
-    add_start, add_end = param_start.append, module_end.append
-
-    def walk(module: Any, path: str, prefix: str, segment: str) -> None:
-        j = len(module_objects)
-        add_module(module)
-        add_path(path)
-        add_seg(segment)
-        add_start(len(names))
-        add_end(0)
-        own = module._parameters
-        if own:
-            for pname, param in own.items() if type(own) is dict else _items(own):
-                if param is not None:
-                    add_name(prefix + pname)
-                    add_leaf(pname)
-                    add_param(param)
-        children = module._modules
-        if children:
-            for cname, child in children.items() if type(children) is dict else list(_items(children)):
-                if child is None:
-                    continue
-                if cname in TRANSPARENT_CHILDREN:  # see _walk_iterative
-                    transparent.append(len(module_objects))
-                    walk(child, path, prefix, segment)
-                else:
-                    child_path = prefix + cname
-                    walk(child, child_path, child_path + ".", cname)
-        module_end[j] = len(module_objects)
-
-    try:
-        walk(bare, "", "", "")
-    finally:
-        walk = None  # type: ignore[assignment]  # break the closure's reference cycle
-    param_start.append(len(names))
-    return tree
-
-
-def _walk_iterative(bare: Any) -> _Tree:
-    """The pre-order walk with an explicit stack: no depth limit."""
-    tree = _empty_tree()
-    names, leaf, params, module_objects, module_paths, module_segs, module_end, param_start, transparent = tree
-    add_name, add_leaf, add_param = names.append, leaf.append, params.append
-    add_module, add_path, add_seg = module_objects.append, module_paths.append, module_segs.append
-    add_start, add_end = param_start.append, module_end.append
-
-    # Pre-order with an explicit stack (no recursion limit, no closure cycle). An int
-    # on the stack marks the end of that module's subtree.
-    stack: list[Any] = [(bare, "", "", False)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item = pop()
-        if type(item) is int:
-            module_end[item] = len(module_objects)
-            continue
-        module, path, segment, inner = item
-        j = len(module_objects)
-        if inner:
-            transparent.append(j)
-        add_module(module)
-        add_path(path)
-        add_seg(segment)
-        add_start(len(names))
-        add_end(j + 1)  # a leaf module; a marker on the stack updates the others
-        own = module._parameters
-        if own:
-            prefix = f"{path}." if path else ""
-            for pname, param in own.items() if type(own) is dict else _items(own):
-                if param is not None:
-                    add_name(prefix + pname)
-                    add_leaf(pname)
-                    add_param(param)
-        children = module._modules
-        if not children:
-            continue
-        push(j)
-        items = children.items() if type(children) is dict else list(_items(children))
-        for cname, child in reversed(items):
-            if child is None:
-                continue
-            if cname in TRANSPARENT_CHILDREN:
-                # A wrapper inside the tree (activation checkpointing, FSDP, compile):
-                # its inner module's children and parameters appear under the
-                # wrapper's own path, so bare-model rules and names keep working.
-                push((child, path, segment, True))
-            else:
-                push((child, f"{path}.{cname}" if path else cname, cname, False))
-    param_start.append(len(names))
-    return tree
-
-
-def _finish(tree: _Tree, wrapper: str | None) -> ModelIndex:
+def _finish(tree: Tree, wrapper: str | None) -> ModelIndex:
     names, leaf, params, module_objects, module_paths, module_segs, module_end, param_start, transparent = tree
     tensor_of: Sequence[int]
     if len(set(map(id, params))) == len(params):
@@ -640,6 +461,7 @@ def _finish(tree: _Tree, wrapper: str | None) -> ModelIndex:
                 t = by_id[key] = len(objects)
                 objects.append(param)
             tensor_of.append(t)
+    through, hidden = peft_levels(module_objects, module_segs, module_end)
     return ModelIndex(
         names=names,
         leaf=leaf,
@@ -650,6 +472,8 @@ def _finish(tree: _Tree, wrapper: str | None) -> ModelIndex:
         module_segs=module_segs,
         module_end=module_end,
         param_start=param_start,
-        transparent=frozenset(transparent),
+        transparent=frozenset(transparent).union(through),
         wrapper=wrapper,
+        named_levels=frozenset(through),
+        hidden=frozenset(hidden),
     )

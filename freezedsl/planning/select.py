@@ -18,6 +18,7 @@ from typing import Any
 from freezedsl.errors import SelectionError, Span, source_lines
 from freezedsl.planning.index import ModelIndex, bits_mask, dtype_info, indices_mask, ranges_mask
 from freezedsl.planning.rx import REGEX_BUDGET_ENV, Budget, RegexTimeout, file_budget, matcher
+from freezedsl.planning.wrappers import PEFT_TYPE_SETS, peft_set_refs
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
 
@@ -175,11 +176,16 @@ class Evaluator:
         if isinstance(sel, ast.NameRegex):
             rx = matcher(sel.pattern)
             mhits: list[int] = []
+            view = idx.view_names()  # PEFT: the names without its levels match too
             try:
                 hits = rx.hits(idx.names, self.regex_budget)
+                if view is not None:
+                    hits = sorted(set(hits).union(rx.hits(view[0], self.regex_budget)))
                 if modules:
                     paths = idx.module_paths
                     mhits = [j for j in rx.hits(paths, self.regex_budget) if paths[j]]
+                    if view is not None:
+                        mhits = sorted(set(mhits).union(j for j in rx.hits(view[1], self.regex_budget) if j))
             except RegexTimeout:
                 raise self.regex_timeout(sel, "names") from None
             mask = indices_mask(len(idx.names), hits)
@@ -193,7 +199,12 @@ class Evaluator:
             return mask, mmask, len(hits)
         if isinstance(sel, (ast.TypeName, ast.TypeRegex)):
             try:
-                refs = [j for j in idx.class_matches(_type_test(sel, self.regex_budget)) if j not in idx.transparent]
+                if isinstance(sel, ast.TypeName) and sel.name in PEFT_TYPE_SETS:
+                    refs = peft_set_refs(idx, sel.name)
+                else:
+                    refs = [j for j in idx.class_matches(_type_test(sel, self.regex_budget)) if j not in idx.transparent]
+                    if idx.shadowed:
+                        refs = [j for j in refs if j not in idx.shadowed]
             except RegexTimeout:
                 raise self.regex_timeout(sel, "class names") from None
             self.type_refs[id(sel)] = (sel, refs)  # for the container check (planning/containers.py)
@@ -298,16 +309,47 @@ class Evaluator:
     def _refs_mask(self, refs: list[int]) -> int:
         idx = self.index
         start, end = idx.param_start, idx.module_end
-        return ranges_mask(
-            len(idx.names), [(start[r], start[end[r]]) if r >= 0 else (~r, ~r + 1) for r in refs]
-        )
+        spans = [(start[r], start[end[r]]) if r >= 0 else (~r, ~r + 1) for r in refs]
+        if not idx.shadow_mask:
+            return ranges_mask(len(idx.names), spans)
+        # A hidden module (a ModulesToSaveWrapper's original) counts only when named itself.
+        inside = [s for r, s in zip(refs, spans) if idx.is_shadowed(r)]
+        outside = [s for r, s in zip(refs, spans) if not idx.is_shadowed(r)]
+        mask = ranges_mask(len(idx.names), outside) & ~idx.shadow_mask
+        return mask | ranges_mask(len(idx.names), inside)
 
     def _refs_mmask(self, refs: list[int]) -> int:
-        end = self.index.module_end
-        return ranges_mask(self.index.n_modules, [(r, end[r]) for r in refs if r >= 0])
+        idx = self.index
+        end = idx.module_end
+        if not idx.shadowed:
+            return ranges_mask(idx.n_modules, [(r, end[r]) for r in refs if r >= 0])
+        shadow = indices_mask(idx.n_modules, idx.shadowed)
+        mask = ranges_mask(idx.n_modules, [(r, end[r]) for r in refs if r >= 0 and r not in idx.shadowed])
+        return mask & ~shadow | ranges_mask(idx.n_modules, [(r, end[r]) for r in refs if r in idx.shadowed])
 
     # ----------------------------------------------------------- paths
     def path_refs(self, path: ast.Path, optional: bool) -> list[int]:
+        idx = self.index
+        if not idx.named_levels:
+            return self._path_refs(path, optional)
+        # PEFT: a path that starts at a level (`base_model.model.model.layers`) is a full
+        # name and takes the levels by their own names; any other path is read as on the
+        # bare model (`model.layers` looks through LoraModel.model), and a full name
+        # written from further down (`query.base_layer`) still resolves. Errors are those
+        # of the first reading.
+        first = path.parts[0] if path.parts else None
+        full = isinstance(first, ast.Word) and idx.direct_child(0, first.name) in idx.named_levels
+        try:
+            refs = self._path_refs(path, optional, levels_first=full)
+        except SelectionError:
+            refs = []
+        return (
+            refs
+            or self._path_refs(path, True, levels_first=not full)
+            or self._path_refs(path, optional, levels_first=full)
+        )
+
+    def _path_refs(self, path: ast.Path, optional: bool, levels_first: bool = False) -> list[int]:
         idx = self.index
         cur: list[int] = [0]
         skip = False
@@ -331,7 +373,7 @@ class Evaluator:
                 cur = nxt
                 continue
             if isinstance(part, ast.Word):
-                nxt = idx.children_named([r for r in cur if r >= 0], part.name)
+                nxt = idx.children_named([r for r in cur if r >= 0], part.name, levels_first)
                 if not nxt and part.name == "children" and isinstance(following, (ast.Index, ast.Slice)):
                     continue  # `backbone.body.children[:5]` reads as `backbone.body[:5]`
             elif isinstance(part, ast.Glob):
@@ -378,6 +420,8 @@ class Evaluator:
         """The candidates strictly below some module of ``cur`` (pre-order ranges + bisect)."""
         idx = self.index
         mods = [r for r in cur if r >= 0]
+        if idx.shadowed and not any(r in idx.shadowed for r in mods):  # hidden PEFT modules stay out
+            candidates = [c for c in candidates if not idx.is_shadowed(c)]
         if mods == [0]:  # the root: everything but itself
             return [c for c in candidates if c != 0]
 
@@ -511,6 +555,11 @@ class Evaluator:
 
     def _type_hint(self, sel: ast.TypeName | ast.TypeRegex) -> str:
         idx = self.index
+        if isinstance(sel, ast.TypeName) and sel.name in PEFT_TYPE_SETS:
+            return (
+                f"{idx.model_class} has no active PEFT {'adapter' if sel.name == 'adapter' else 'modules_to_save copy'} "
+                f"(peft's get_peft_model adds them; write {format_selector(sel)}? if it may match nothing)"
+            )
         classes = sorted({idx.classes(j)[0] for j in range(idx.n_modules) if idx.classes(j)})
         if isinstance(sel, ast.TypeName):
             close = difflib.get_close_matches(sel.name.split(".")[-1], classes, n=3, cutoff=0.5)

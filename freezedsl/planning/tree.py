@@ -57,11 +57,24 @@ def _describe(total: int, train: int) -> str:
 
 def resolve_root(index: ModelIndex, path: str) -> int:
     """The module number of ``path`` (``blocks.3``, ``blocks[3]``, ``layer4.0.conv1``);
-    UsageError if none."""
+    UsageError if none. On a PEFT model a full name is tried too (see ModelIndex.child)."""
+    full = bool(index.named_levels) and index.direct_child(0, re.split(r"[.\[]", path)[0]) in index.named_levels
+    try:
+        return _resolve_root(index, path, full)
+    except UsageError as err:
+        if not index.named_levels:
+            raise
+        try:
+            return _resolve_root(index, path, not full)
+        except UsageError:
+            raise err from None
+
+
+def _resolve_root(index: ModelIndex, path: str, levels_first: bool) -> int:
     j = 0
     done: list[str] = []
     for seg in re.sub(r"\[(\d+)\]", r".\1", path).split("."):
-        ref = index.child(j, seg) if seg else None
+        ref = index.child(j, seg, levels_first) if seg else None
         if ref is None or ref < 0:
             where = ".".join(done) or index.model_class
             names = [index.module_segs[k] for k in index.child_modules(j)]

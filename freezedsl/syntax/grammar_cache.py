@@ -11,11 +11,11 @@ reads it. Lark's ``cache=True`` puts it in the shared temporary directory under 
 predictable name, where another user could plant one first, so freezedsl never uses
 that. Its cache lives in ``$XDG_CACHE_HOME/freezedsl`` (default ``~/.cache/freezedsl``),
 created with mode 0700, and is used only when that directory is a real directory owned
-by this user and writable by no one else, every directory above it is owned by this
+by this user that no one else may enter (mode 0700 or stricter: then the file's own mode,
+which the umask decides, does not matter), every directory above it is owned by this
 user or root and is not writable by others (or is sticky, like /tmp, where others cannot
-rename it away), and the cache file, if there, is a regular file owned by this user and
-writable by no one else. That is the trust Python already gives the ``__pycache__``
-files it runs. Otherwise -- no ``os.getuid`` (Windows), an unsafe or unwritable
+rename it away), and the cache file, if there, is a regular file owned by this user.
+That is the trust Python already gives the ``__pycache__`` files it runs. Otherwise -- no ``os.getuid`` (Windows), an unsafe or unwritable
 location, ``FREEZEDSL_NO_GRAMMAR_CACHE=1`` -- there is no cache and the parser is built
 at every start.
 """
@@ -47,7 +47,7 @@ def cache_file(grammar: str, lark_version: str) -> str | None:
             st = os.lstat(path)
         except FileNotFoundError:
             return path  # Lark writes it
-        return path if stat.S_ISREG(st.st_mode) and _owned_and_private(st) else None
+        return path if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() else None
     except (OSError, ValueError):
         return None
 
@@ -64,7 +64,7 @@ def _cache_dir() -> str | None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     directory = os.path.realpath(directory)  # check where it really is, not a link to it
     st = os.lstat(directory)
-    if not stat.S_ISDIR(st.st_mode) or not _owned_and_private(st):
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         return None
     parent = os.path.dirname(directory)
     while True:
@@ -78,7 +78,3 @@ def _cache_dir() -> str | None:
             return directory
         parent = up
 
-
-def _owned_and_private(st: os.stat_result) -> bool:
-    """Owned by this user and writable by no one else."""
-    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)

@@ -40,7 +40,21 @@ MAX_NESTING = 200
 
 
 def grammar_text() -> str:
-    """The grammar, from the installed package or, in a source checkout, ``grammar/``."""
+    """The grammar, from the installed package or, in a source checkout, ``grammar/``.
+
+    Read as a plain file next to the package's ``__init__``: every start needs it (Lark
+    checks its cache against it), and importlib.resources would add its own imports to
+    the start-up. importlib.resources remains the way for installs a file path cannot
+    reach (a zip).
+    """
+    try:
+        from freezedsl import grammar as package
+
+        if package.__file__:
+            with open(os.path.join(os.path.dirname(package.__file__), "freeze.lark"), encoding="utf-8") as fh:
+                return fh.read()
+    except (ImportError, OSError):  # pragma: no cover - odd installs
+        pass
     from importlib import resources
     from pathlib import Path as FsPath
 

@@ -476,11 +476,15 @@ class _ToAst:
 
 class _Builder(Transformer_NonRecursive):
     """Calls a ``_ToAst`` handler for every tree, bottom-up (no recursion: selectors may
-    nest a few hundred levels). Trees are found by name through ``__default__``, so a
-    handler's name can never collide with a Transformer method."""
+    nest a few hundred levels). Lark calls ``__default__`` for a tree name the
+    transformer has no attribute for, with the tree's positions; a grammar rule named
+    like one of Lark's own Transformer attributes (``transform``) would be refused here."""
 
     def __init__(self, handlers: dict[str, Any]) -> None:
         super().__init__(visit_tokens=False)
+        clash = sorted(name for name in handlers if hasattr(self, name))
+        if clash:  # pragma: no cover - a grammar author's mistake, caught by any parse test
+            raise AssertionError(f"rename grammar rules {clash}: they are Lark Transformer attributes")
         self._handlers = handlers
 
     def __default__(self, data: str, children: list[Any], meta: Meta) -> Any:

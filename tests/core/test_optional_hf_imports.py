@@ -32,8 +32,15 @@ PROBE = (
             "r = CliRunner().invoke(main, ['--help'])\n"
             "assert r.exit_code == 0, r.output"
         ),
+        (  # PEFT support is by class name: planning and the PEFT checks never import peft
+            "import torch, freezedsl\n"
+            "from freezedsl.lint.peft_checks import check_adapters\n"
+            "m = torch.nn.Sequential(torch.nn.Linear(2, 2))\n"
+            "assert freezedsl.plan(m, 'freeze all except type=adapter?').trainable == []\n"
+            "assert check_adapters(m) == []"
+        ),
     ],
-    ids=["package", "api-loading-integrations", "cli-help"],
+    ids=["package", "api-loading-integrations", "cli-help", "peft-support"],
 )
 def test_no_hf_package_imported(body: str) -> None:
     code = PROBE.format(body=body, blocked=BLOCKED)

@@ -208,8 +208,8 @@ def test_no_cache_when_switched_off(cache_home: Path) -> None:
 
 
 @pytestmark_posix
-@pytest.mark.parametrize("mode", [0o770, 0o702, 0o777])
-def test_no_cache_in_a_directory_others_can_write(cache_home: Path, mode: int) -> None:
+@pytest.mark.parametrize("mode", [0o770, 0o702, 0o777, 0o750, 0o701])
+def test_no_cache_in_a_directory_others_can_enter(cache_home: Path, mode: int) -> None:
     directory = cache_home / "freezedsl"
     directory.mkdir()
     os.chmod(directory, mode)
@@ -228,11 +228,14 @@ def test_no_cache_under_a_directory_others_can_write(cache_home: Path) -> None:
 def test_no_cache_in_a_directory_or_file_of_another_user(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = grammar_cache.cache_file("grammar", "1.0")
     assert path is not None and Path(path).parent == (cache_home / "freezedsl").resolve()
-    Path(path).write_bytes(b"planted")
-    os.chmod(path, 0o666)
-    assert grammar_cache.cache_file("grammar", "1.0") is None  # writable by others
-    os.chmod(path, 0o644)
+    Path(path).write_bytes(b"cache")
+    os.chmod(path, 0o664)  # a umask of 002: harmless, no one else may enter the directory
     assert grammar_cache.cache_file("grammar", "1.0") == path
+    Path(path).unlink()
+    Path(path).symlink_to("/dev/null")
+    assert grammar_cache.cache_file("grammar", "1.0") is None  # not a regular file
+    Path(path).unlink()
+    Path(path).write_bytes(b"cache")
     me = os.getuid()
     monkeypatch.setattr(os, "getuid", lambda: me + 1)  # as seen by another user
     assert grammar_cache.cache_file("grammar", "1.0") is None

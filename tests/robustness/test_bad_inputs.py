@@ -651,7 +651,7 @@ CASES: list[Case] = [
     case(
         "flag-output-directory",
         2,
-        "'outdir' is a directory",
+        "cannot write outdir: it is a directory; pass a file path",
         argv=("apply", "s.frz", CNN, "-o", "outdir"),
         setup=(*rules("freeze features\n"), mkdir("outdir")),
     ),
@@ -733,7 +733,7 @@ CASES: list[Case] = [
     case(
         "model-safetensors",
         2,
-        "weights.safetensors looks like a safetensors file, which freezedsl does not read yet",
+        "weights.safetensors does not fit --arch 'freezedsl.testing:small_cnn': 20 missing keys",
         **plan("freeze features\n", "{m}/weights.safetensors", "--arch", CNN),
     ),
     case(

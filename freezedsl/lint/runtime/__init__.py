@@ -7,7 +7,8 @@ only; nothing here changes a model, an optimizer or a gradient.
 
 The checks live in one module per family over a shared analysis (``_context``):
 ``optimizer`` (FZ301-FZ303, FZ307), ``model`` (FZ304-FZ306), ``distributed``
-(FZ308-FZ310), ``changes`` (FZ311, the every-step watch); this module runs them.
+(FZ308-FZ310), ``changes`` (FZ311, the every-step watch), and
+``freezedsl.lint.peft_checks`` (FZ350/FZ351, PEFT adapters); this module runs them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from freezedsl.lint.peft_checks import check_adapters
 from freezedsl.lint.registry import Diagnostic
 from freezedsl.lint.runtime._context import (
     CHECK_FAILED,
     FreezeLintError,
     _as_list,
     _context,
+    _Ctx,
     _failed,
     _numel,
     _unwrap,
@@ -89,6 +92,13 @@ __all__ = [
 
 # --------------------------------------------------------------------------- API
 
+
+def _check_peft(ctx: _Ctx) -> None:
+    """FZ350/FZ351 (freezedsl.lint.peft_checks) on each model, names as the other checks show them."""
+    for view in ctx.models:
+        ctx.out.extend(check_adapters(view.root, path=ctx.path, rename=view.rel))
+
+
 _CHECKS = (
     _check_frozen_in_optimizer,
     _check_trainable_not_in_optimizer,
@@ -99,6 +109,7 @@ _CHECKS = (
     _check_ddp,
     _check_fsdp,
     _check_reentrant,
+    _check_peft,
 )
 
 # The rule each check reports, to name a check that failed (FZ003).
@@ -112,6 +123,7 @@ _CHECK_NAMES: dict[Any, str] = {
     _check_ddp: "ddp-built-before-freeze",
     _check_fsdp: "fsdp-mixed-requires-grad",
     _check_reentrant: "reentrant-checkpoint-after-frozen-prefix",
+    _check_peft: "peft-base-weight-trainable",
 }
 
 

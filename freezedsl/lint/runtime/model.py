@@ -64,7 +64,9 @@ Finds the head: a top-level child named ``fc``, ``head``, ``heads``, ``classifie
 ``lm_head`` (the last registered one), otherwise the last ``nn.Linear`` in registration
 order. Fires when all of its parameters are frozen while another parameter of the same
 model trains, or when everything in every given model is frozen. A head whose weights
-are all tied to an earlier module (e.g. an LM head tied to the embedding) is skipped.
+are all tied to an earlier module (e.g. an LM head tied to the embedding) is skipped,
+and so is a peft ``PeftModel``: peft decides whether the head trains (a causal LM's
+head stays frozen under LoRA; a classifier goes into ``modules_to_save``).
 """,
         why="""
 Fine-tuning almost always needs the head to learn: a freshly created head stays random
@@ -85,20 +87,39 @@ model.fc.requires_grad_(True)
 
 
 def _find_head(root: nn.Module) -> tuple[str, nn.Module] | None:
+    prefix, root = _peft_inner(root)
     named = [(n, c) for n, c in root.named_children() if n in _HEAD_NAMES]
     named = [(n, c) for n, c in named if any(True for _ in c.parameters())]
     if named:
-        return named[-1]
-    linears = [(n, m) for n, m in root.named_modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
+        return prefix + named[-1][0], named[-1][1]
+    linears = [(n, m) for n, m in root.named_modules() if isinstance(m, nn.Linear) and not _peft_part(n)]
+    return (prefix + linears[-1][0], linears[-1][1]) if linears else None
+
+
+def _peft_inner(root: nn.Module) -> tuple[str, nn.Module]:
+    """The transformers model inside a PeftModel (``base_model.model``), and its name prefix."""
+    prefix = ""
+    for wrapper, attr in (("PeftModel", "base_model"), ("BaseTuner", "model")):
+        inner = root._modules.get(attr)
+        if inner is not None and any(c.__name__ == wrapper for c in type(root).__mro__):
+            prefix, root = f"{prefix}{attr}.", inner
+    return prefix, root
+
+
+def _peft_part(name: str) -> bool:
+    """A module peft adds (adapter weights, the copies of a ModulesToSaveWrapper): never the head."""
+    return any(part in _PEFT_PARTS for part in name.split("."))
+
+
+_PEFT_PARTS = frozenset({"lora_A", "lora_B", "modules_to_save", "original_module", "base_layer"})
 
 
 def _check_head_frozen(ctx: _Ctx) -> None:
     everything_frozen = not any(p.requires_grad for _, p in ctx.all_params())
     for view in ctx.models:
         found = _find_head(view.root)
-        if found is None:
-            continue
+        if found is None or _peft_inner(view.root)[0]:
+            continue  # a PeftModel: peft decides the head (frozen LM head, modules_to_save)
         hname, head = found
         head_params = list(head.parameters())
         if not head_params or any(p.requires_grad for p in head_params):
