@@ -19,6 +19,7 @@ from typing import Any
 from freezedsl.errors import ExpectationError, FreezeError, UsageError, source_lines
 from freezedsl.planning.index import mask_bits
 from freezedsl.planning.plan import Plan
+from freezedsl.planning.select import INITIAL_ATTR
 from freezedsl.syntax.printer import format_statement
 
 _get_requires_grad = attrgetter("requires_grad")
@@ -107,7 +108,21 @@ def apply_plan(plan: Plan, *, fresh: bool = False) -> Plan:
             if p.requires_grad:
                 p.requires_grad_(False)
         raise
+    _remember_initial(objects, to_freeze, True)
+    _remember_initial(objects, to_train, False)
     return plan
+
+
+def _remember_initial(objects: list[Any], changed: bytes, flag: bool) -> None:
+    """Note on each tensor freezedsl changes for the first time the flag it had before, so
+    that ``initially frozen`` still means what the model's library chose after rules
+    (a Schedule's earlier phases, an earlier apply) changed it."""
+    for p in compress(objects, changed):
+        if getattr(p, INITIAL_ATTR, None) is None:
+            try:
+                setattr(p, INITIAL_ATTR, flag)
+            except (AttributeError, TypeError):  # a tensor class without __dict__: keep going
+                pass
 
 
 def _check_not_scripted(plan: Plan) -> None:

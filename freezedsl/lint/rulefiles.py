@@ -147,6 +147,41 @@ EXPECT_FAILS = register(
     )
 )
 
+TYPE_CONTAINER = register(
+    Rule(
+        code="FZ116",
+        name="type-selector-matches-containers",
+        severity=Severity.WARNING,
+        summary="A `type=` / `type~` selector matches layers and also blocks that contain other layers.",
+        what="With `--model`, reports a `type=` or `type~` selector that matches modules owning parameters "
+        "(layers) and also container modules whose subtree holds other parameterised layers the selector "
+        "does not match, such as `type~\"Norm\"` matching torchvision's `Conv2dNormActivation` or timm's "
+        "`ConvNormAct` next to the `BatchNorm2d` layers. A selector that matches only containers "
+        "(`type=Bottleneck`) selects whole blocks on purpose and is not reported, nor is `type=norm`.",
+        why="A selected module means all of its parameters: `freeze all except type~\"Norm\"` keeps the "
+        "convolutions inside every Conv2dNormActivation training (64% of efficientnet_b0, where the norm "
+        "layers hold 0.8%).",
+        example='freeze all except type~"Norm"',
+        use_instead="freeze all except type=norm",
+    )
+)
+
+REENABLED = register(
+    Rule(
+        code="FZ117",
+        name="unfreeze-all-reenables-initially-frozen",
+        severity=Severity.WARNING,
+        summary="`unfreeze all` makes trainable a parameter the model's library froze on purpose.",
+        what="With `--model`, reports an `unfreeze` whose selector includes `all` and that ends up training "
+        "parameters which were frozen before any rule changed them (`initially frozen`), such as Whisper's "
+        "fixed sinusoidal `embed_positions`, unless a statement names them.",
+        why="A library freezes such tensors because training them is wrong (fixed position tables, "
+        "buffers kept as parameters); `unfreeze all` undoes that silently.",
+        example="freeze all\nunfreeze all",
+        use_instead="freeze all\nunfreeze all except initially frozen",
+    )
+)
+
 
 # ------------------------------------------------------------------ model-free checks
 
@@ -383,6 +418,12 @@ def _check_with_model(program: ast.Program, model: Any, out: list[Diagnostic]) -
                 **(_at(path, node) if node else {}),
             )
         )
+
+    for rule, message in plan.reenabled:
+        out.append(diag(REENABLED, message, path, **_at(path, rule)))
+
+    for mixed in plan.type_containers:
+        out.append(diag(TYPE_CONTAINER, f"{mixed.message}; {mixed.hint}", path, **_at(path, mixed.atom)))
 
     spent = file_budget()  # the shared budget of check_with_model
     for atom in _name_regexes(reduced):

@@ -9,10 +9,12 @@ the final state, wherever they stand in the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from freezedsl.errors import SelectionError
 from freezedsl.gcpause import gc_paused
+from freezedsl.planning.containers import TypeContainer, type_containers
 from freezedsl.planning.index import (
     ModelIndex,
     bits_mask,
@@ -20,9 +22,10 @@ from freezedsl.planning.index import (
     dtype_info,
     iter_bits,
     mask_bits,
+    ranges_mask,
     weighted_sum,
 )
-from freezedsl.planning.select import Evaluator
+from freezedsl.planning.select import Evaluator, initially_trainable
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_selector, format_statement
 
@@ -120,6 +123,8 @@ class Plan:
         self.expectations: list[ExpectResult] = []
         self.norm_stats: list[ModuleDecision] = []
         self.conversions: list[ModuleDecision] = []
+        self.type_containers: list[TypeContainer] = []  # FZ116: type atoms that match containers too
+        self.reenabled: list[tuple[ast.Rule, str]] = []  # FZ117: `unfreeze all` training initially frozen tensors
         # run on every Plan.cost estimate; freezedsl.api sets FZ340 (planning never imports lint)
         self.cost_checks: tuple[Any, ...] = ()
         self._index = index
@@ -131,6 +136,11 @@ class Plan:
         self._extra = extra_statements  # number -> (action, count, elements) of other statements
         self._params: list[ParamDecision] | None = None
         self._statements: list[StatementResult] | None = None
+
+    @property
+    def has_hyper(self) -> bool:
+        """Whether the program sets an lr or weight decay (`plan --explain` shows them)."""
+        return self._hyper_of is not None
 
     @property
     def _objects(self) -> list[Any]:
@@ -302,7 +312,7 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
 
     rules: list[tuple[int, ast.Rule, int]] = []  # (statement number, rule, name mask)
     module_stmts: list[tuple[int, ast.StatsRule | ast.Convert, list[int]]] = []
-    hypers: list[tuple[int, str, list[tuple[int, ast.Factor]]]] = []
+    hypers: list[tuple[int, str, list[tuple[int, Any]], bool]] = []  # (number, name, targets, decay)
     for number, st in enumerate(program.statements, 1):
         if isinstance(st, ast.Rule):
             sel = ev.select(st.selector)
@@ -311,8 +321,13 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             rules.append((number, st, sel.mask))
         elif isinstance(st, (ast.StatsRule, ast.Convert)):
             module_stmts.append((number, st, _module_targets(ev, st)))
-        elif isinstance(st, (ast.Hyper, ast.HyperDecay)):
-            hypers.append((number, st.name, _hyper_targets(ev, st)))
+        elif isinstance(st, ast.Hyper):
+            hypers.append((number, st.name, _hyper_targets(ev, st), False))
+        elif isinstance(st, ast.HyperDecay):
+            scaled, below = _decay_targets(ev, st)
+            hypers.append((number, st.name, scaled, True))
+            if below:  # `freeze below T` freezes those layers, as a freeze statement here would
+                rules.append((number, ast.Rule("freeze", st.selector, span=st.span), below))
 
     # A tied tensor is one parameter: it is matched when any of its names is, and
     # follows the latest statement matching it.
@@ -344,19 +359,29 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
             f"exclude it: unfreeze ... except {name}",
         )
     warnings, ties = _tie_conflicts(program, index, rules, rule_of, before, after) if index.tied else ([], [])
+    reenabled = _unfreeze_all_reenabled(index, rules, decided, after)
+    warnings.extend(message for _rule, message in reenabled)
 
     hyper_of: dict[str, list[ast.Factor | None]] | None = None
     extra: dict[int, tuple[str, int, int]] = {}
     if hypers:
-        hyper_of = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
+        # Two channels per setting, each "last match wins": the factor of `lr 2x` / `lr 3e-4`
+        # statements and the scale of `lr decay` statements; a relative factor and a scale
+        # multiply (docs/language.md, "Composing lr decay with lr factors").
+        factor_of: dict[str, list[ast.Factor | None]] = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
+        scale_of: dict[str, list[Decimal | None]] = {"lr": [None] * n_tensors, "weight_decay": [None] * n_tensors}
         numel = index.numel
-        for number, hname, targets in hypers:  # in file order: the last match wins
+        for number, hname, targets, decay in hypers:  # in file order: the last match wins
             touched = set()
-            for i, factor in targets:
+            channel: list[Any] = scale_of[hname] if decay else factor_of[hname]
+            for i, value in targets:
                 t = index.tensor_of[i]
-                hyper_of[hname][t] = factor
+                channel[t] = value
                 touched.add(t)
             extra[number] = (hname, len(touched), sum(numel[t] for t in touched))
+        hyper_of = {
+            name: [compose(f, sc) for f, sc in zip(factor_of[name], scale_of[name])] for name in factor_of
+        }
     for number, st, found in module_stmts:
         kind = "convert" if isinstance(st, ast.Convert) else f"{st.action} stats"
         extra[number] = (kind, len(found), 0)
@@ -392,6 +417,11 @@ def _make_plan(program: ast.Program, model: Any, index: ModelIndex | None) -> Pl
         for n, st in enumerate(program.statements, 1)
         if isinstance(st, (ast.ExpectSelector, ast.ExpectShare))
     ]
+    plan.reenabled = reenabled
+    plan.type_containers = type_containers(ev)
+    for mixed in plan.type_containers:
+        where = f"line {mixed.atom.span.line}: " if mixed.atom.span else ""
+        plan.warnings.append(f"{where}{mixed.message}; {mixed.hint}")
     return plan
 
 
@@ -438,12 +468,40 @@ def _tie_conflicts(
         by = ", ".join(f"{names[i]} by {_stmt_ref(program, decided_name[i])}" for i in idxs)
         final = bool(after >> t & 1)
         ties.append(TieConflict(tuple(names[i] for i in idxs), tuple(decided_name[i] or None for i in idxs), final))
+        listed = ", ".join(names[i] for i in idxs)
         warnings.append(
             f"tied parameter {' = '.join(names[i] for i in idxs)} is one tensor but its names were "
             f"decided differently ({by}); it follows the last: "
-            f"{'trainable' if final else 'frozen'}"
+            f"{'trainable' if final else 'frozen'}; say which in one statement that names them all "
+            f"(freeze {listed} / unfreeze {listed})"
         )
     return warnings, ties
+
+
+def _unfreeze_all_reenabled(
+    index: ModelIndex, rules: list[tuple[int, ast.Rule, int]], decided: dict[int, int], after: int
+) -> list[tuple[ast.Rule, str]]:
+    """``unfreeze all`` that trains tensors the model's library froze on purpose (Whisper's
+    fixed sinusoidal ``embed_positions``): say so, and how to keep them frozen (FZ117)."""
+    out: list[tuple[ast.Rule, str]] = []
+    for number, rule, _mask in rules:
+        if rule.action != "unfreeze" or not any(
+            isinstance(a, ast.All) and not excl for a, _opt, excl in ast.atoms(rule.selector)
+        ):
+            continue
+        mine = decided.get(number, 0) & after
+        hit = [t for t in iter_bits(mine) if not initially_trainable(index.objects[t])]
+        if not hit:
+            continue
+        names = index.canonical_names()
+        shown = ", ".join(names[t] for t in hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
+        line = rule.span.line if rule.span else "?"
+        out.append((rule, (
+            f"line {line} ({format_statement(rule)}) makes {len(hit)} tensors trainable that were frozen "
+            f"before any rule changed them ({shown}); libraries freeze such tensors on purpose; write "
+            f"'unfreeze all except initially frozen' to keep them frozen, or unfreeze them by name"
+        )))
+    return out
 
 
 def convertible(index: ModelIndex, i: int) -> bool:
@@ -486,35 +544,75 @@ def _module_targets(ev: Evaluator, st: ast.StatsRule | ast.Convert) -> list[int]
     return found
 
 
-def _hyper_targets(ev: Evaluator, st: ast.Hyper | ast.HyperDecay) -> list[tuple[int, ast.Factor]]:
+def compose(factor: ast.Factor | None, scale: Decimal | None) -> ast.Factor | None:
+    """One parameter's setting from its `lr Nx`/`lr V` factor and its `lr decay` scale:
+    relative factors and scales multiply (MMEngine's ``bias_lr_mult`` times the layer
+    decay); an absolute value (`lr 3e-4`) is used as it is."""
+    if scale is None:
+        return factor
+    if factor is None:
+        return ast.Factor(scale, True)
+    return ast.Factor(factor.value * scale, True) if factor.relative else factor
+
+
+def _hyper_targets(ev: Evaluator, st: ast.Hyper) -> list[tuple[int, ast.Factor]]:
     """(name index, factor) pairs of an `lr` / `weight_decay` statement."""
-    decay = isinstance(st, ast.HyperDecay)
-    sel = ev.select(st.selector, modules=decay)
+    sel = ev.select(st.selector)
     if sel.mask == 0 and not _all_optional(st.selector):
         raise _empty_statement(ev, st.selector, ev.index)
-    if isinstance(st, ast.Hyper):
-        return [(i, st.factor) for i in iter_bits(sel.mask)]
-    # Layer-wise decay: the outermost selected modules, in model order, are the layers.
+    return [(i, st.factor) for i in iter_bits(sel.mask)]
+
+
+def decay_layers(ev: Evaluator, selector: ast.Selector) -> tuple[list[int], Any]:
+    """The layers of an `lr decay ... over SEL`, as name masks in model order.
+
+    A layer is a ``{...}`` group (everything it selects), an outermost selected module
+    with parameters, or a selected parameter outside both (a root-level ``cls_token``).
+    Layers are ordered by their first parameter; a parameter belongs to one layer.
+    """
+    sel = ev.select(selector, modules=True)
     index = ev.index
-    layers: list[int] = []
+    remaining = sel.mask
+    units: list[int] = []
+    for layer in ast.layers(selector):
+        part = ev.select(layer.inner, True).mask & remaining
+        if part:
+            units.append(part)
+            remaining &= ~part
     end = -1
     for i in iter_bits(sel.mmask):
-        if i >= end and index.has_params(i):
-            layers.append(i)
+        if i < end or not index.has_params(i):
+            continue
+        span = ranges_mask(len(index.names), [(index.param_start[i], index.param_end(i))])
+        if span & remaining:
+            units.append(span & remaining)
+            remaining &= ~span
             end = index.module_end[i]
-    if not layers:
-        raise ev.error(
-            f"{format_selector(st.selector)} selects no module with parameters to decay over",
-            st.span,
-            "select the blocks, e.g. encoder.layer[:]",
-        )
-    out: list[tuple[int, ast.Factor]] = []
-    n = len(layers)
-    selected = mask_bits(sel.mask, len(index.names))
-    for k, layer in enumerate(layers):
-        factor = ast.Factor(st.factor ** (n - k), True)
-        out.extend((i, factor) for i in range(index.param_start[layer], index.param_end(layer)) if selected[i])
-    return out
+    units.extend(1 << i for i in iter_bits(remaining))  # parameters outside every module layer
+    units.sort(key=lambda m: (m & -m).bit_length())
+    return units, sel
+
+
+def _decay_targets(ev: Evaluator, st: ast.HyperDecay) -> tuple[list[tuple[int, Decimal]], int]:
+    """(name index, scale) pairs of `lr decay F over SEL`, and the names `freeze below`
+    freezes. The last layer gets F, the one before F^2, ... (timm's
+    ``param_groups_layer_decay``: scale = max(min, F^(last - k)))."""
+    units, sel = decay_layers(ev, st.selector)
+    if not units:
+        if sel.mask == 0 and not _all_optional(st.selector):
+            raise _empty_statement(ev, st.selector, ev.index)
+        return [], 0
+    out: list[tuple[int, Decimal]] = []
+    frozen = 0
+    n = len(units)
+    for k, unit in enumerate(units):
+        scale = st.factor ** (n - k)
+        if st.min_scale is not None:
+            scale = max(scale, st.min_scale)
+        out.extend((i, scale) for i in iter_bits(unit))
+        if st.freeze_below is not None and scale < st.freeze_below:
+            frozen |= unit
+    return out, frozen
 
 
 def _module_decisions(

@@ -96,7 +96,9 @@ def render_text(plan: Plan, *, explain: bool = False, color: bool = False) -> st
 def _explain(plan: Plan, color: bool) -> list[str]:
     by_number = {r.number: r for r in plan.statements}
     name_w = min(max((len(p.name) for p in plan.params), default=4), 60)
-    lines = ["parameters (state, name, shape, elements, deciding statement; * = changed):"]
+    hyper = plan.has_hyper
+    what = "shape, elements, lr and weight decay (x: times the base value; -: frozen)" if hyper else "shape, elements"
+    lines = [f"parameters (state, name, {what}, deciding statement; * = changed):"]
     for p in plan.params:
         state = "trainable" if p.after else "frozen"
         state_txt = _style(f"{state:<9}", color, fg="green" if p.after else "blue")
@@ -110,7 +112,11 @@ def _explain(plan: Plan, color: bool) -> list[str]:
         if len(p.aliases) > 1:
             name += " (= " + ", ".join(p.aliases[1:]) + ")"
         name = printable(name)
-        lines.append(f"  {mark} {state_txt}  {name:<{name_w}}  {_shape(p.shape):<16} {p.numel:>12,}  {why}")
+        settings = ""
+        if hyper:  # a frozen tensor is in no optimizer group (freezedsl.param_groups)
+            lr, wd = (_setting(p.lr), _setting(p.weight_decay)) if p.after else ("-", "-")
+            settings = f"  lr {lr:<10} wd {wd:<8}"
+        lines.append(f"  {mark} {state_txt}  {name:<{name_w}}  {_shape(p.shape):<16} {p.numel:>12,}{settings}  {why}")
     return lines
 
 
@@ -177,6 +183,16 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "conversions": [{"module": d.path, "class": d.cls, "decided_by": d.decided_by} for d in plan.conversions],
         "warnings": list(plan.warnings),
     }
+
+
+def _setting(f: Any) -> str:
+    """An lr / weight decay as --explain shows it: ``1x`` when no statement sets it."""
+    if f is None:
+        return "1x"
+    from freezedsl.syntax.printer import format_factor
+
+    text = format_factor(f)
+    return text if len(text) <= 10 else f"{float(f.value):.4g}" + ("x" if f.relative else "")
 
 
 def _factor(f: Any) -> str | None:

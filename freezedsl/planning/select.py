@@ -13,13 +13,24 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from freezedsl.errors import SelectionError, Span, source_lines
-from freezedsl.planning.index import ModelIndex, indices_mask, ranges_mask
+from freezedsl.planning.index import ModelIndex, bits_mask, dtype_info, indices_mask, ranges_mask
 from freezedsl.planning.rx import REGEX_BUDGET_ENV, Budget, RegexTimeout, file_budget, matcher
 from freezedsl.planning.wrappers import PEFT_TYPE_SETS, peft_set_refs
 from freezedsl.syntax import ast
 from freezedsl.syntax.printer import format_path, format_selector
+
+#: Attribute freezedsl.application sets on a tensor the first time it changes its
+#: requires_grad: the flag the tensor had before (what `initially frozen` reads).
+INITIAL_ATTR = "_freezedsl_initially_trainable"
+
+
+def initially_trainable(param: Any) -> bool:
+    """requires_grad before freezedsl first changed ``param`` (its flag now if it never did)."""
+    value = getattr(param, INITIAL_ATTR, None)
+    return bool(param.requires_grad) if value is None else bool(value)
 
 
 class RegexBudgetError(SelectionError):
@@ -54,6 +65,10 @@ class Evaluator:
         # One regex budget for the whole rule file (every name~/type~ of this plan), or the
         # enclosing shared_budget() of a caller that checks the file in several passes.
         self.regex_budget = file_budget()
+        self._tie_groups: list[int] | None = None  # name masks of tied tensors (2+ names)
+        self._tensor_props: dict[str, list[Any]] = {}  # ndim/numel/dtype/initial state per tensor
+        # modules each evaluated type=/type~ atom matched, by id(atom)
+        self.type_refs: dict[int, tuple[ast.TypeName | ast.TypeRegex, list[int]]] = {}
 
     # ----------------------------------------------------------- errors
     def error(self, message: str, span: Span | None, hint: str | None = None) -> SelectionError:
@@ -61,6 +76,27 @@ class Evaluator:
         col = span.col if span else None
         src = self._lines[line - 1] if line and 0 < line <= len(self._lines) else None
         return SelectionError(message, path=self.path, line=line, col=col, source_line=src, hint=hint)
+
+    # ----------------------------------------------------------- tied tensors
+    def with_aliases(self, mask: int) -> int:
+        """``mask`` (over names) plus every other name of the tied tensors it touches.
+
+        ``A except B`` removes a *tensor* when ``B`` selects any of its names, so that
+        ``freeze all except lm_head`` keeps ``lm_head.weight`` trainable although
+        ``all`` also reaches it as ``transformer.wte.weight`` (docs/language.md,
+        "Tied (shared) parameters").
+        """
+        if not self.index.tied or not mask:
+            return mask
+        if self._tie_groups is None:
+            by_tensor: dict[int, int] = {}
+            for i, t in enumerate(self.index.tensor_of):
+                by_tensor[t] = by_tensor.get(t, 0) | (1 << i)
+            self._tie_groups = [bits for bits in by_tensor.values() if bits & (bits - 1)]
+        for bits in self._tie_groups:
+            if mask & bits:
+                mask |= bits
+        return mask
 
     # ----------------------------------------------------------- evaluation
     def select(self, sel: ast.Selector, optional: bool = False, modules: bool = False) -> Selection:
@@ -79,13 +115,15 @@ class Evaluator:
             if not optional and (base.mask or (modules and base.mmask)):
                 self._check_except_removes(sel, base, modules)
             return Selection(
-                base.mask & ~excl.mask,
+                base.mask & ~self.with_aliases(excl.mask),
                 base.mmask & ~excl.mmask,
                 base.modules,
                 base.empty_atoms + excl.empty_atoms,
             )
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True, modules)
+        if isinstance(sel, ast.Layer):  # one layer of `lr decay`; otherwise a group
+            return self.select(sel.inner, optional, modules)
         mask, mmask, count = self.atom(sel, optional, modules)
         return Selection(mask, mmask, count, [sel] if count == 0 else [])
 
@@ -101,7 +139,7 @@ class Evaluator:
             if isinstance(item, ast.Maybe):
                 continue
             part = self.select(item, False, modules)
-            if base.mask & part.mask or (modules and base.mmask & part.mmask):
+            if base.mask & self.with_aliases(part.mask) or (modules and base.mmask & part.mmask):
                 continue
             base_text, text = format_selector(sel.base), format_selector(item)
             why = f"it selects nothing inside {base_text}"
@@ -126,7 +164,7 @@ class Evaluator:
             part = self.select(guess, True, modules)
         except SelectionError:
             return None
-        if sel.mask & part.mask or (modules and sel.mmask & part.mmask):
+        if sel.mask & self.with_aliases(part.mask) or (modules and sel.mmask & part.mmask):
             return format_selector(guess)
         return None
 
@@ -169,6 +207,7 @@ class Evaluator:
                         refs = [j for j in refs if j not in idx.shadowed]
             except RegexTimeout:
                 raise self.regex_timeout(sel, "class names") from None
+            self.type_refs[id(sel)] = (sel, refs)  # for the container check (planning/containers.py)
             if not refs and not optional:
                 raise self.error(
                     f"{format_selector(sel)} matches no module of {idx.model_class}",
@@ -177,11 +216,68 @@ class Evaluator:
                 )
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
+        if isinstance(sel, (ast.TensorCompare, ast.DtypeIs, ast.ShapeIs, ast.Initially)):
+            return self._tensor_atom(sel, optional)
         if isinstance(sel, ast.Path):
             refs = self.path_refs(sel, optional)
             self._require_params(sel, refs, optional)
             return self._refs_mask(refs), self._refs_mmask(refs) if modules else 0, len(refs)
         raise TypeError(f"not a selector atom: {sel!r}")  # pragma: no cover
+
+    def _tensor_atom(
+        self, sel: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially, optional: bool
+    ) -> tuple[int, int, int]:
+        """``ndim<=1``, ``numel>=N``, ``dtype=X``, ``initially frozen``: parameters by their
+        tensor. Shapes and dtypes are known on the meta device too. Selects parameters,
+        never modules (the module mask stays empty)."""
+        idx = self.index
+        values = self._tensor_values(sel)
+        if isinstance(sel, ast.TensorCompare):
+            passing = [sel.holds(v) for v in values]
+        elif isinstance(sel, ast.DtypeIs):
+            passing = [v == sel.dtype for v in values]
+        elif isinstance(sel, ast.ShapeIs):
+            passing = [sel.holds(v) for v in values]
+        else:
+            passing = [v == (sel.state == "trainable") for v in values]
+        tensor_of = idx.tensor_of
+        mask = bits_mask(passing[tensor_of[i]] for i in range(len(idx.names)))
+        if mask == 0 and not optional:
+            seen = sorted(set(values), key=lambda v: (str(type(v)), v))
+            if isinstance(sel, ast.Initially):
+                have = f"every parameter was initially {'frozen' if sel.state == 'trainable' else 'trainable'}"
+            else:
+                what = {"ndim": "dimensions", "numel": "element counts", "dtype": "dtypes", "shape": "shapes"}[
+                    sel.prop if isinstance(sel, ast.TensorCompare) else "shape" if isinstance(sel, ast.ShapeIs) else "dtype"
+                ]
+                text = (lambda v: "[" + ", ".join(map(str, v)) + "]") if isinstance(sel, ast.ShapeIs) else str
+                shown = [text(v) for v in seen[:8]] + (["..."] if len(seen) > 8 else [])
+                have = f"its parameters have {what} {', '.join(shown)}" if seen else "it has no parameters"
+            raise self.error(
+                f"{format_selector(sel)} matches no parameter of {idx.model_class}",
+                sel.span,
+                f"{have} (add '?' after the selector if it may match nothing)",
+            )
+        return mask, 0, sum(passing)
+
+    def _tensor_values(self, sel: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially) -> list[Any]:
+        """The property ``sel`` tests, per tensor (cached per property)."""
+        key = sel.prop if isinstance(sel, ast.TensorCompare) else type(sel).__name__
+        cached = self._tensor_props.get(key)
+        if cached is None:
+            objects = self.index.objects
+            if key == "ndim":
+                cached = [len(p.shape) for p in objects]
+            elif key == "numel":
+                cached = list(self.index.numel)
+            elif key == "ShapeIs":
+                cached = [tuple(p.shape) for p in objects]
+            elif key == "DtypeIs":
+                cached = [dtype_info(p.dtype)[0] for p in objects]
+            else:
+                cached = [initially_trainable(p) for p in objects]
+            self._tensor_props[key] = cached
+        return cached
 
     def regex_timeout(self, sel: ast.Selector, what: str) -> RegexBudgetError:
         """The located error for running out of the regex budget at ``sel``."""

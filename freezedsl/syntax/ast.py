@@ -105,6 +105,59 @@ class TypeRegex:
 
 
 @dataclass(frozen=True)
+class TensorCompare:
+    """``ndim<=1``, ``numel>=1000000``: parameters by a count of their tensor."""
+
+    prop: Literal["ndim", "numel"]
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    value: int
+    span: Span | None = _span()
+
+    def holds(self, actual: int) -> bool:
+        v = self.value
+        return {
+            "==": actual == v, "!=": actual != v, "<": actual < v,
+            "<=": actual <= v, ">": actual > v, ">=": actual >= v,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class DtypeIs:
+    """``dtype=bfloat16``: parameters of that torch dtype (canonical name, no ``torch.``)."""
+
+    dtype: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class ShapeIs:
+    """``shape=[*, 768]``: parameters of that shape; ``None`` (``*``) is any size."""
+
+    dims: tuple[int | None, ...]
+    span: Span | None = _span()
+
+    def holds(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.dims) and all(d is None or d == n for d, n in zip(self.dims, shape))
+
+
+@dataclass(frozen=True)
+class Initially:
+    """``initially frozen`` / ``initially trainable``: requires_grad before freezedsl first
+    changed the tensor (what the library that built the model chose)."""
+
+    state: State
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """``{a, b}``: what ``a, b`` select is one layer of an ``lr decay ... over``."""
+
+    inner: Selector
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
 class Union_:
     items: tuple[Selector, ...]
     span: Span | None = _span()
@@ -125,8 +178,11 @@ class Maybe:
     span: Span | None = _span()
 
 
-Atom = All | Path | NameRegex | TypeName | TypeRegex
-Selector = All | Path | NameRegex | TypeName | TypeRegex | Union_ | Except | Maybe
+Atom = All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | ShapeIs | Initially
+Selector = (
+    All | Path | NameRegex | TypeName | TypeRegex | TensorCompare | DtypeIs | ShapeIs | Initially | Union_ | Except | Maybe
+    | Layer
+)
 
 
 # ----------------------------------------------------------------- statements
@@ -245,6 +301,8 @@ class HyperDecay:
     name: Literal["lr", "weight_decay"]
     factor: Decimal
     selector: Selector
+    min_scale: Decimal | None = None  # `min M`: no layer's scale goes below M (timm's min_scale)
+    freeze_below: Decimal | None = None  # `freeze below T`: layers scaled below T are frozen
     trivia: Trivia = field(default_factory=Trivia)
     span: Span | None = _span()
 
@@ -302,8 +360,30 @@ def atoms(selector: Selector, optional: bool = False) -> list[tuple[Atom, bool, 
             walk(sel.excluded, opt, not excl)
         elif isinstance(sel, Maybe):
             walk(sel.inner, True, excl)
+        elif isinstance(sel, Layer):
+            walk(sel.inner, opt, excl)
         else:
             out.append((sel, opt, excl))
 
     walk(selector, optional, False)
+    return out
+
+
+def layers(selector: Selector) -> list[Layer]:
+    """The ``{...}`` groups of a selector, outermost first."""
+    out: list[Layer] = []
+
+    def walk(sel: Selector) -> None:
+        if isinstance(sel, Layer):
+            out.append(sel)
+        elif isinstance(sel, Union_):
+            for item in sel.items:
+                walk(item)
+        elif isinstance(sel, Except):
+            walk(sel.base)
+            walk(sel.excluded)
+        elif isinstance(sel, Maybe):
+            walk(sel.inner)
+
+    walk(selector)
     return out

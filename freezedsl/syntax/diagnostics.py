@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from lark import Token
     from lark.exceptions import UnexpectedInput
 
-_SELECTOR_START = {"ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR"}
+_SELECTOR_START = {
+    "ALL", "CHILDREN", "WORD", "GLOB", "QUOTED", "NAME_MATCH", "TYPE_EQ", "TYPE_MATCH", "LPAR",
+    "TENSOR_CMP", "DTYPE_EQ", "SHAPE_EQ", "INITIALLY", "LBRACE",
+}
 _STATEMENT_START = {"FREEZE", "UNFREEZE", "EXPECT", "CONVERT", "HYPER", "AT"}
 _END_OF_SELECTOR = {"SEMICOLON", "_NL", "$END", "COMMA", "EXCEPT", "QMARK"}
 
@@ -55,6 +58,9 @@ def _describe_expected(expected: set[str]) -> str:
         exp -= _SELECTOR_START | {"PERCENT", "COMPARE", "_NL"}
     if exp == {"INT"}:
         return "a whole number"
+    if "STAR" in exp:  # inside shape=[...]
+        parts.append("a size such as 768 or * (any size)")
+        exp -= {"INT", "STAR", "RSQB"}
     if exp & {"INT", "COLON"}:
         parts.append("an index or slice such as [0], [-1] or [0:6]")
         exp -= {"INT", "COLON", "RSQB"}
@@ -69,16 +75,19 @@ def _describe_expected(expected: set[str]) -> str:
         exp.discard("PERCENT")
     if exp & _END_OF_SELECTOR:
         parts.append("';' or a new line to end the statement")
-        exp -= _END_OF_SELECTOR | {"DOT", "LSQB", "RPAR"}
+        exp -= _END_OF_SELECTOR | {"DOT", "LSQB", "RPAR", "RBRACE"}
     simple = {
         "RSQB": "']'",
         "RPAR": "')'",
+        "RBRACE": "'}'",
         "DOT": "'.'",
         "LSQB": "'['",
         "__ANON_0": "'..'",
         "COLON": "':'",
         "TO": "'to'",
         "OVER": "'over'",
+        "DECAY_CLAUSE": "'min SCALE' or 'freeze below SCALE'",
+        "BELOW": "'below'",
     }
     for name in sorted(exp):
         if name in simple and simple[name] not in parts:
@@ -122,6 +131,11 @@ def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], st
         exp.discard("TO")
     if "decay" not in head:
         exp.discard("OVER")
+    if head and exp & {"SEMICOLON", "_NL", "$END"} and exp & {"FREEZE", "MIN"}:
+        # after a selector, `freeze` / `min` can only be `lr decay`'s clauses
+        exp -= {"FREEZE", "MIN"}
+        if "decay" in head and " over " in f" {head} ":
+            exp.add("DECAY_CLAUSE")
     since_semicolon = code[code.rfind(";") + 1 :]
     depth, opened = 0, -1
     for i, ch in enumerate(since_semicolon):
@@ -139,6 +153,9 @@ def _in_context(expected: set[str], source: str, pos: int) -> tuple[set[str], st
         closer = f"')' to close the '(' at line {line}, column {col}"
         exp -= _SELECTOR_START | {"_NL"}  # after a complete selector none can follow
     exp.discard("RPAR")  # named by `closer` when it may follow
+    if line_text.count("{") > line_text.count("}") and "RBRACE" in exp:
+        closer = closer or "'}' to close the '{'"
+        exp.discard("RBRACE")
     if line_text.count("[") > line_text.count("]") and "RSQB" in exp:
         closer = closer or "']' to close the '['"
         exp.discard("RSQB")

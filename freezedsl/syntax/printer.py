@@ -57,7 +57,12 @@ def format_statement(st: ast.Statement) -> str:
     if isinstance(st, ast.Hyper):
         return f"{st.name} {format_factor(st.factor)} {format_selector(st.selector)}"
     if isinstance(st, ast.HyperDecay):
-        return f"{st.name} decay {_num(st.factor)} over {format_selector(st.selector)}"
+        text = f"{st.name} decay {_num(st.factor)} over {format_selector(st.selector)}"
+        if st.min_scale is not None:
+            text += f" min {_num(st.min_scale)}"
+        if st.freeze_below is not None:
+            text += f" freeze below {_num(st.freeze_below)}"
+        return text
     if isinstance(st, ast.Scheduled):
         return f"at {st.unit} {st.at}: {format_statement(st.statement)}"
     raise TypeError(f"not a statement: {st!r}")
@@ -99,6 +104,8 @@ def format_selector(sel: ast.Selector) -> str:
                 text = f"({text})"
             parts.append(text)
         return ", ".join(parts)
+    if isinstance(sel, ast.Layer):
+        return "{" + format_selector(sel.inner) + "}"
     if isinstance(sel, ast.Maybe):
         inner = format_selector(sel.inner)
         if isinstance(sel.inner, (ast.Union_, ast.Except, ast.Maybe)):
@@ -116,6 +123,14 @@ def format_atom(atom: ast.Selector) -> str:
         return f"type~{quote(atom.pattern)}"
     if isinstance(atom, ast.TypeName):
         return f"type={atom.name}"
+    if isinstance(atom, ast.TensorCompare):
+        return f"{atom.prop}{'=' if atom.op == '==' else atom.op}{atom.value}"
+    if isinstance(atom, ast.DtypeIs):
+        return f"dtype={atom.dtype}"
+    if isinstance(atom, ast.ShapeIs):
+        return "shape=[" + ", ".join("*" if d is None else str(d) for d in atom.dims) + "]"
+    if isinstance(atom, ast.Initially):
+        return f"initially {atom.state}"
     if isinstance(atom, ast.Path):
         return format_path(atom)
     raise TypeError(f"not a selector: {atom!r}")

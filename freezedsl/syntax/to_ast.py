@@ -184,6 +184,19 @@ def _int(tok: Token | None) -> int | None:
     return int(text)
 
 
+#: torch dtype names ``dtype=`` accepts (str(torch.X) without ``torch.``), as of torch 2.x;
+#: listed here so that parsing never imports torch.
+DTYPES = frozenset(
+    ["bfloat16", "bool", "complex128", "complex32", "complex64", "float16", "float32", "float64", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "qint8", "qint32", "quint8", "quint4x2", "quint2x4"]
+)
+#: torch's other names for the same dtypes (torch.half is torch.float16)
+DTYPE_ALIASES = {
+    "half": "float16", "float": "float32", "double": "float64", "cfloat": "complex64",
+    "cdouble": "complex128", "chalf": "complex32", "short": "int16", "int": "int32", "long": "int64",
+}
+_COMMON_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "bool")
+
+
 class _ToAst:
     """The AST handlers: ``name(place, children)`` for each tree name of the grammar,
     called bottom-up over Lark's parse tree by :func:`build_ast`. One instance per parse."""
@@ -215,12 +228,15 @@ class _ToAst:
         return [i for i in items if i is not None]
 
     def freeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        self._check_layers(items[0], where="'freeze'")
         return ast.Rule("freeze", items[0], span=_span_of(place))
 
     def unfreeze(self, place: Any, items: list[Any]) -> ast.Rule:
+        self._check_layers(items[0], where="'unfreeze'")
         return ast.Rule("unfreeze", items[0], span=_span_of(place))
 
     def expect_selector(self, place: Any, items: list[Any]) -> ast.ExpectSelector:
+        self._check_layers(items[1], where="'expect'")
         return ast.ExpectSelector(str(items[0]), items[1], span=_span_of(place))  # type: ignore[arg-type]
 
     def expect_share(self, place: Any, items: list[Any]) -> ast.ExpectShare:
@@ -242,12 +258,15 @@ class _ToAst:
         return ast.ExpectShare(state, op, low, high, span=_span_of(place))  # type: ignore[arg-type]
 
     def freeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        self._check_layers(items[1], where="'freeze stats'")
         return ast.StatsRule("freeze", items[1], span=_span_of(place))
 
     def unfreeze_stats(self, place: Any, items: list[Any]) -> ast.StatsRule:
+        self._check_layers(items[1], where="'unfreeze stats'")
         return ast.StatsRule("unfreeze", items[1], span=_span_of(place))
 
     def convert(self, place: Any, items: list[Any]) -> ast.Convert:
+        self._check_layers(items[0], where="'convert'")
         target = items[1]
         if str(target).split(".")[-1] != "FrozenBatchNorm2d":
             raise _Located(
@@ -273,6 +292,7 @@ class _ToAst:
         return ast.Factor(value, relative)
 
     def hyper_set(self, place: Any, items: list[Any]) -> ast.Hyper:
+        self._check_layers(items[2], where=f"'{items[0]} {items[1]}' (only 'lr decay ... over' has layers)")
         return ast.Hyper(str(items[0]), self._factor(items[1]), items[2], span=_span_of(place))  # type: ignore[arg-type]
 
     def hyper_decay(self, place: Any, items: list[Any]) -> ast.HyperDecay:
@@ -284,7 +304,41 @@ class _ToAst:
                 tok.line or 1,
                 tok.column or 1,
             )
-        return ast.HyperDecay(str(items[0]), factor.value, items[2], span=_span_of(place))  # type: ignore[arg-type]
+        bounds: list[Decimal | None] = []
+        for extra, what in ((items[3], "min"), (items[4], "freeze below")):
+            if extra is None:
+                bounds.append(None)
+                continue
+            bound = self._factor(extra)
+            if bound.relative or not (0 <= bound.value <= 1):
+                raise _Located(
+                    f"'{what} {extra}' takes a scale in [0, 1], e.g. {what} 0.01", extra.line or 1, extra.column or 1
+                )
+            bounds.append(bound.value)
+        self._check_layers(items[2], nested_ok=False)
+        return ast.HyperDecay(
+            str(items[0]), factor.value, items[2], bounds[0], bounds[1], span=_span_of(place)  # type: ignore[arg-type]
+        )
+
+    def layer(self, place: Any, items: list[Any]) -> ast.Layer:
+        return ast.Layer(items[0], span=_span_of(place))
+
+    @staticmethod
+    def _check_layers(sel: Any, *, nested_ok: bool = True, where: str = "") -> None:
+        """``{...}`` only stands in ``lr decay ... over``, and not inside another ``{...}``."""
+        for layer in ast.layers(sel):
+            inner = ast.layers(layer.inner)
+            bad = layer if where else (inner[0] if inner and not nested_ok else None)
+            if bad is None:
+                continue
+            span = bad.span
+            message = (
+                f"'{{...}}' groups modules into one layer of 'lr decay ... over'; it cannot stand in {where}"
+                if where
+                else "a '{...}' layer cannot contain another; list its parts in one '{...}'"
+            )
+            raise _Located(message, span.line if span else 1, span.col if span else 1)
+
 
     def scheduled(self, place: Any, items: list[Any]) -> ast.Scheduled:
         unit, at, inner = str(items[0]), items[1], items[2]
@@ -337,6 +391,47 @@ class _ToAst:
 
     def type_name(self, place: Any, items: list[Token]) -> ast.TypeName:
         return ast.TypeName(str(items[1]), span=_span_of(place))
+
+    def tensor_compare(self, place: Any, items: list[Token]) -> ast.TensorCompare:
+        head, tok = str(items[0]), items[1]
+        prop = "ndim" if head.startswith("ndim") else "numel"
+        op = head[len(prop):].strip()
+        value = _int(tok) or 0
+        if str(tok).startswith(("+", "-")) or len(str(tok)) > 19:
+            raise _Located(
+                f"{prop} compares with a count such as {prop}{op}1; {tok} is not one",
+                tok.line or 1,
+                tok.column or 1,
+            )
+        return ast.TensorCompare(prop, "==" if op == "=" else op, value, span=_span_of(place))  # type: ignore[arg-type]
+
+    def dtype_is(self, place: Any, items: list[Token]) -> ast.DtypeIs:
+        tok = items[1]
+        name = str(tok).removeprefix("torch.")
+        name = DTYPE_ALIASES.get(name, name)
+        if name not in DTYPES:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(DTYPES), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close[:-1]) + ' or ' if close[:-1] else ''}{close[-1]}?" if close else f" (torch dtypes: {', '.join(_COMMON_DTYPES)}, ...)"
+            raise _Located(f"unknown dtype '{tok}'{hint}", tok.line or 1, tok.column or 1)
+        return ast.DtypeIs(name, span=_span_of(place))
+
+    def shape_is(self, place: Any, items: list[Any]) -> ast.ShapeIs:
+        return ast.ShapeIs(tuple(items[1:]), span=_span_of(place))
+
+    def dim_size(self, place: Any, items: list[Token]) -> int:
+        tok = items[0]
+        if str(tok).startswith(("+", "-")):
+            raise _Located(f"a shape holds sizes such as 768 or *; {tok} is not one", tok.line or 1, tok.column or 1)
+        return _int(tok) or 0
+
+    def dim_any(self, place: Any, items: list[Any]) -> None:
+        return None
+
+    def initially(self, place: Any, items: list[Token]) -> ast.Initially:
+        return ast.Initially(str(items[1]), span=_span_of(place))  # type: ignore[arg-type]
+
 
     def path(self, place: Any, items: list[Any]) -> ast.Path:
         parts: list[ast.PathPart] = []

@@ -167,6 +167,9 @@ class Reference:
         if isinstance(atom, ast.NameRegex):
             hits = {n for n in self.names if re.search(atom.pattern, n)}
             return hits, bool(hits)
+        if isinstance(atom, (ast.TensorCompare, ast.DtypeIs, ast.ShapeIs, ast.Initially)):
+            hits = {n for n, p in self.named if self._tensor_test(atom, p)}
+            return hits, bool(hits)
         # A path or type atom that matches only modules without parameters counts as
         # matching nothing (as suspicious as a typo), so it is an error unless optional.
         if isinstance(atom, (ast.TypeName, ast.TypeRegex)):
@@ -177,8 +180,27 @@ class Reference:
             return names, bool(names)
         raise TypeError(atom)  # pragma: no cover
 
+    @staticmethod
+    def _tensor_test(atom: ast.TensorCompare | ast.DtypeIs | ast.ShapeIs | ast.Initially, p: nn.Parameter) -> bool:
+        if isinstance(atom, ast.ShapeIs):
+            return p.dim() == len(atom.dims) and all(d is None or d == n for d, n in zip(atom.dims, p.shape))
+        if isinstance(atom, ast.DtypeIs):
+            return str(p.dtype) == f"torch.{atom.dtype}"
+        if isinstance(atom, ast.Initially):
+            return p.requires_grad == (atom.state == "trainable")  # models here are fresh
+        value = p.dim() if atom.prop == "ndim" else p.numel()
+        return {
+            "==": value == atom.value, "!=": value != atom.value, "<": value < atom.value,
+            "<=": value <= atom.value, ">": value > atom.value, ">=": value >= atom.value,
+        }[atom.op]
+
     def atom_is_empty(self, atom: ast.Selector) -> bool:
         return not self.atom(atom)[1]
+
+    def with_aliases(self, names: set[str]) -> set[str]:
+        """The names plus every other name of the tensors they name."""
+        tensors = {self.tensor_of[n] for n in names}
+        return {n for n in self.names if self.tensor_of[n] in tensors}
 
     # ---------------------------------------------------------------- selectors
     def select(self, sel: ast.Selector, optional: bool = False) -> Evaluated:
@@ -193,14 +215,15 @@ class Reference:
             base = self.select(sel.base, optional)
             excl = self.select(sel.excluded, optional)
             errors = base.errors + excl.errors
+            removed = self.with_aliases(excl.names)  # except removes whole tied tensors
             if not optional and base.names:
                 # every part of an `except` (each `,` item) must remove something, unless `?`
                 items = sel.excluded.items if isinstance(sel.excluded, ast.Union_) else (sel.excluded,)
                 for item in items:
-                    if not isinstance(item, ast.Maybe) and not (self.select(item).names & base.names):
+                    if not isinstance(item, ast.Maybe) and not (self.with_aliases(self.select(item).names) & base.names):
                         errors.append(format_selector(item))
                         break
-            return Evaluated(base.names - excl.names, errors)
+            return Evaluated(base.names - removed, errors)
         if isinstance(sel, ast.Maybe):
             return self.select(sel.inner, True)
         names, matched = self.atom(sel)

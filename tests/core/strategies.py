@@ -412,8 +412,21 @@ def type_atoms(draw: st.DrawFn, facts: ModelFacts) -> ast.Selector:
     return ast.TypeRegex(draw(st.sampled_from(TYPE_REGEXES)))
 
 
+def tensor_atoms() -> st.SearchStrategy[ast.Selector]:
+    """``ndim<=1``, ``numel>N``, ``dtype=X``, ``initially frozen``: parameters by their tensor."""
+    ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+    return st.one_of(
+        st.builds(ast.TensorCompare, st.just("ndim"), ops, st.integers(0, 3)),
+        st.builds(ast.TensorCompare, st.just("numel"), ops, st.integers(0, 40)),
+        st.builds(ast.DtypeIs, st.sampled_from(["float32", "float64", "bfloat16", "int64"])),
+        st.builds(ast.Initially, st.sampled_from(["frozen", "trainable"])),
+        st.builds(ast.ShapeIs, st.lists(st.one_of(st.none(), st.integers(1, 4)), max_size=3).map(tuple)),
+    )
+
+
 def atoms(facts: ModelFacts) -> st.SearchStrategy[ast.Selector]:
     return st.one_of(
+        tensor_atoms(),
         path_atoms(facts),
         path_atoms(facts),
         path_atoms(facts),

@@ -57,6 +57,20 @@ ERROR_CASES: list[tuple[str, str]] = [
     ("excluded atom missing", "freeze all except fc, head"),
     ("expect selector missing", "freeze all\nexpect trainable head"),
     ("tab before statement", "freeze fc\n\tfreeze nothere"),
+    # tensor selectors
+    ("unknown dtype", "freeze dtype=flot32"),
+    ("negative ndim", "weight_decay 0 ndim<=-1"),
+    ("ndim matches nothing", "weight_decay 0 ndim=3"),
+    ("dtype matches nothing", "freeze dtype=bfloat16"),
+    ("shape matches nothing", "freeze shape=[7]"),
+    ("bad shape size", "freeze shape=[*, -1]"),
+    ("initially frozen matches nothing", "freeze all\nunfreeze all except initially frozen"),
+    # lr decay layers
+    ("layer braces outside lr decay", "freeze {layer1, layer2}"),
+    ("layer inside a layer", "lr decay 0.5 over {conv1, {bn1}}, layer1"),
+    ("unclosed layer", "lr decay 0.5 over {conv1, bn1"),
+    ("min scale over 1", "lr decay 0.5 over layer1, layer2 min 2"),
+    ("decay clause typo", "lr decay 0.5 over layer1, layer2 freeze 0.1"),
     # expectations
     ("expect selector fails", "freeze all\nexpect trainable fc"),
     ("expect share fails", "freeze all; unfreeze fc\nexpect trainable >= 10%"),

@@ -348,7 +348,8 @@ def _runtime_namespace() -> dict[str, object]:
 @functools.cache
 def _example_model() -> object:
     """A ResNet-18 (conv1 ... layer4, fc) plus the names the FZ1xx examples use: a GPT-style
-    ``transformer.wte`` tied to ``lm_head``, and ``blocks.0`` ... ``blocks.11``."""
+    ``transformer.wte`` tied to ``lm_head``, ``blocks.0`` ... ``blocks.11``, a
+    torchvision ``Conv2dNormActivation`` ``stem`` and an initially frozen ``pos``."""
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     with torch.device("meta"):
@@ -358,6 +359,8 @@ def _example_model() -> object:
         model.lm_head = torch.nn.Linear(4, 10, bias=False)
         model.lm_head.weight = model.transformer.wte.weight
         model.blocks = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(12)))
+        model.stem = torchvision.ops.Conv2dNormActivation(3, 4)  # a container of conv + norm (FZ116)
+        model.pos = torch.nn.Embedding(4, 4).requires_grad_(False)  # frozen by its "library" (FZ117)
     return model
 
 

@@ -122,3 +122,45 @@ def test_scheduled_rules_use_time_zero_or_the_given_time(tmp_path) -> None:
         freezedsl.param_groups(model, path, lr=0.1, step=5)
     freezedsl.apply(model, freezedsl.load(path).at(epoch=2))
     assert len(freezedsl.param_groups(model, path, lr=0.1, epoch=2)[0]["params"]) == 6
+
+
+# ----------------------------------------------------------------- lr decay layers (issue 13.5)
+
+
+def test_decay_composes_with_relative_factors_and_absolute_values_win() -> None:
+    """`lr decay` and `lr Nx` are separate settings that multiply (MMEngine's bias_lr_mult
+    times the layer decay); an absolute `lr V` is used as it is."""
+    model = make_net()
+    rules = "lr decay 0.5 over layer1, layer2, fc\nlr 2x **.bias\nlr 3e-4 fc.weight"
+    by_name = _by_name(freezedsl.param_groups(model, rules, lr=1.0))
+    assert by_name["layer1.weight"]["lr"] == 0.125 and by_name["layer1.bias"]["lr"] == 0.25
+    assert by_name["layer2.weight"]["lr"] == 0.25 and by_name["layer2.bias"]["lr"] == 0.5
+    assert by_name["fc.bias"]["lr"] == 1.0 and by_name["fc.weight"]["lr"] == 3e-4
+    # the order of the two kinds of statement does not matter; within a kind, the last wins
+    swapped = "lr 2x **.bias\nlr decay 0.5 over layer1, layer2, fc\nlr decay 0.1 over fc"
+    by_name = _by_name(freezedsl.param_groups(model, swapped, lr=1.0))
+    assert by_name["layer1.bias"]["lr"] == 0.25 and by_name["fc.bias"]["lr"] == pytest.approx(0.2)
+
+
+def test_braces_make_one_layer_and_parameters_are_layers() -> None:
+    model = make_net()
+    plan = freezedsl.plan(model, "lr decay 0.5 over {layer1, layer2.weight}, layer2.bias, fc")
+    lr = {p.name: float(p.lr.value) for p in plan.params if p.lr is not None}
+    assert lr == {"layer1.weight": 0.125, "layer1.bias": 0.125, "layer2.weight": 0.125,
+                  "layer2.bias": 0.25, "fc.weight": 0.5, "fc.bias": 0.5}
+
+
+def test_min_scale_and_freeze_below() -> None:
+    model = make_net()
+    rules = "lr decay 0.5 over layer1, layer2, fc min 0.2 freeze below 0.25"
+    plan = freezedsl.plan(model, rules)
+    lr = {p.name: float(p.lr.value) for p in plan.params}
+    assert lr["layer1.weight"] == 0.2 and lr["layer2.weight"] == 0.25 and lr["fc.weight"] == 0.5
+    assert plan.frozen == ["layer1.weight", "layer1.bias"]  # 0.2 < 0.25
+    (row,) = [p for p in plan.params if p.name == "layer1.weight"]
+    assert row.decided_by == 1
+    # a later unfreeze wins over `freeze below`, as over any freeze
+    assert freezedsl.plan(model, rules + "\nunfreeze layer1").frozen == []
+    freezedsl.apply(model, rules)
+    names = [n for g in freezedsl.param_groups(model, rules, lr=1.0) for n in g["param_names"]]
+    assert "layer1.weight" not in names and "layer2.weight" in names
