@@ -15,6 +15,7 @@ from freezedsl.lint.static.rules import (
     TRAIN_UNDOES_EVAL,
     UNFILTERED_OPT,
 )
+from freezedsl.lint.static.stale import check_stale_optimizer
 
 
 def _show(f: _Event, *, past: bool = False) -> str:
@@ -104,6 +105,7 @@ def _check_scope(ctx: _File, events: list[_Event]) -> None:
     for i, e in enumerate(events):
         if e.kind == "OPT":
             _check_opt(ctx, events, i, lines, id(e.node) in empty)
+            check_stale_optimizer(ctx, events, i)
         elif e.kind == "FREEZE":
             _check_freeze(ctx, events, i, lines)
         elif e.kind == "TRAIN":
