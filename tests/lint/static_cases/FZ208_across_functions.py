@@ -54,12 +54,6 @@ class Strategy:
     def fit(self, epochs):
         self.model.train()
         self.adapt()
-
-    def fit(self, epochs):
-        self.model.train()
-        self.adapt()
-        for _ in range(epochs):
-            self.periodic_eval()
         for _ in range(epochs):
             self.periodic_eval()
         self.periodic_eval()
