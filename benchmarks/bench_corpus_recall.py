@@ -10,7 +10,8 @@ For every bug of ``tests/lint/corpus/bugs`` (one faulty line marked ``# <- bug``
 * **run**: when ``tests/lint/corpus/run/<bNN>_run.py`` exists (a harness that drives the
   bug's code on a tiny model, synthetic data, CPU), ``freezedsl lint --steps 3 --select
   FZ3 --format json`` on it reports one of the runtime codes its ``Expect:`` line names;
-  ``Expect: none`` says run mode has no check for that bug, and why.
+  ``Expect: none`` says run mode has no check for that bug, and why; a reason in
+  parentheses after the codes says why the run misses a bug it has a check for.
 
 A bug counts for the combined recall when either catches it. Every static miss has a
 harness, so the combined figure covers the whole corpus; bugs caught statically have
@@ -69,12 +70,14 @@ def expectation(harness: Path) -> tuple[frozenset[str] | None, str]:
     value = m.group(1)
     if value.startswith("clean"):
         return None, ""
+    rest = text[m.start(1) :].split('"""')[0]
+    codes, paren, reason = rest.partition("(")
+    reason = " ".join(reason.strip().removesuffix(")").split()) if paren else ""
     if value.startswith("none"):
-        rest = text[m.start(1) + len("none") :].split('"""')[0].strip()
-        if not (rest.startswith("(") and rest.endswith(")")):
+        if not reason:
             raise SystemExit(f"{harness.name}: 'Expect: none' needs a reason in parentheses")
-        return None, " ".join(rest[1:-1].split())
-    return frozenset(re.findall(r"FZ\d{3}", value)), ""
+        return None, reason
+    return frozenset(re.findall(r"FZ\d{3}", codes)), reason
 
 
 def lint_run(harness: Path) -> tuple[list[dict[str, object]], float]:
@@ -197,7 +200,9 @@ def report(rows: list[dict[str, Any]], quick: bool) -> list[str]:
                 want,
                 run_cell,
                 outcome(r),
-                str(r["reason"] or ("" if r["harness"] else "no harness (caught statically)")),
+                ""
+                if r["run"]
+                else str(r["reason"] or ("" if r["harness"] else "no harness (caught statically)")),
             ]
         )
     lines += table(

@@ -281,16 +281,21 @@ class _Session:
         return out
 
     def check_on_crash(self) -> None:
-        """The script crashed before its first step: check the optimizers it built.
+        """The script crashed: check the optimizers it built.
 
         An all-frozen model crashes at ``backward()`` ("does not require grad"), which is
-        exactly when FZ304/FZ305 explain why; the crash is reported too.
+        exactly when FZ304/FZ305 explain why; the crash is reported too. Before the first
+        step every check runs (and replaces the build-time check); after it, only those
+        two (see :meth:`_crash_after_steps`).
         """
         opts = [o for o in (r() for r in self.optimizers) if o is not None]
-        if self.checked or not opts:
+        if not opts:
             return
         from freezedsl.lint import runtime
 
+        if self.checked:
+            self._crash_after_steps(opts)
+            return
         models = find_models(opts)
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
@@ -299,6 +304,23 @@ class _Session:
         self.checked = True
         self.notes = [n for n in self.notes if n != _BUILT_NOTE]
         self.notes.append("checked when the script crashed, before its first optimizer.step()")
+
+    def _crash_after_steps(self, opts: list[Any]) -> None:
+        """The script crashed after its first step (a second training phase whose model
+        is all frozen fails at ``backward()``): FZ304/FZ305 about the models of the
+        optimizers that never stepped are added, once each. Other codes are left out:
+        mid-training states (a GAN's discriminator frozen while its generator steps) are
+        not mistakes."""
+        from freezedsl.lint import runtime
+
+        fresh = [o for o in opts if id(o) not in self.stepped]
+        if not fresh:
+            return
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in runtime.check(find_models(fresh), fresh, path=self.script):
+            if d.code in ("FZ304", "FZ305") and (d.code, d.obj) not in seen:
+                seen.add((d.code, d.obj))
+                self.diagnostics.append(_to_json(d))
 
     def compare(self) -> None:
         """End of the watch: a freeze after prepare() (FZ314); tensors not copied."""

@@ -266,3 +266,14 @@ def test_build_time_findings_are_replaced_by_the_first_step() -> None:
     assert {c for c, _ in found} == {"FZ301", "FZ304", "FZ305"}  # checked: no FZ312
     twin = run("built_no_step.py", "--step", steps=1)
     assert twin.stopped_at_step and twin.diagnostics == []
+
+
+def test_crash_after_the_first_step_says_nothing_is_trainable() -> None:
+    """A second phase whose model stayed all frozen crashes at backward() after the
+    first phase stepped: the crash check adds FZ304/FZ305 for it; the fixed twin runs
+    its steps with no finding."""
+    result = run("second_phase_frozen.py", steps=3)
+    assert result.crashed is not None and "does not require grad" in result.crashed
+    assert {d.code for d in result.diagnostics} == {"FZ304", "FZ305"}
+    twin = run("second_phase_frozen.py", "--fixed", steps=3)
+    assert twin.crashed is None and twin.diagnostics == []
