@@ -30,7 +30,7 @@ if str(HERE) not in sys.path:
 import _util
 from _util import ROOT, table
 
-BENCHES = ["apply", "parse", "startup", "static_lint"]
+BENCHES = ["apply", "parse", "startup", "static_lint", "corpus_recall"]
 
 
 def _children_cpu() -> float:

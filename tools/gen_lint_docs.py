@@ -75,7 +75,10 @@ $ freezedsl rule --all                       # list every code
   anywhere before a `--` always selects the static form, so nothing is executed;
   to hand `--no-run` to the script, write `freezedsl lint train.py -- --no-run`.
   Without `--steps` the model and optimizer checks run at the first `optimizer.step()`
-  and the run is stopped there. With `--steps N` the run goes on for N steps and
+  and the run is stopped there. Before that, they also run right after each optimizer
+  is built, so a script that ends or is stopped at `--timeout` before training starts
+  (a dry run, slow data loading) still gets its model and optimizers checked; the first
+  step's check replaces those findings, each is reported once. With `--steps N` the run goes on for N steps and
   **every** `optimizer.step()` is watched: a parameter that has `requires_grad=False`
   when a step starts and is changed by that step is reported (FZ311) with its name and
   the step number, so a freeze added mid-training with stale gradients or momentum is

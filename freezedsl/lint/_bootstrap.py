@@ -4,7 +4,10 @@
 the script as ``__main__`` (its own ``sys.argv``, ``sys.path[0]``, exit code and crash)
 with two hooks: ``Optimizer.__init__`` records every optimizer and a global step
 pre-hook runs :func:`freezedsl.lint.runtime.check` right before the first
-``optimizer.step()``. With ``--steps N`` the frozen parameters are copied there and
+``optimizer.step()``. Until that first step, the same check also runs right after each
+optimizer is built: its findings stand when no step follows (the script ends, or is
+stopped at the timeout, before training starts) and the first step's check replaces
+them otherwise. With ``--steps N`` the frozen parameters are copied there and
 compared after N steps of that optimizer. Then the results are written as JSON and the
 process ends with ``os._exit`` (no training beyond what was asked).
 
@@ -47,6 +50,8 @@ _OPTIM_MODULE = "torch.optim.optimizer"
 _ACCELERATE_MODULE = "accelerate.accelerator"
 # Frozen parameters copied for --steps are capped here (CPU memory).
 SNAPSHOT_BUDGET_BYTES = 2 << 30
+# Optimizers checked as they are built before the first step (each check walks gc).
+BUILT_CHECKS = 16
 
 
 def _flush_all() -> None:
@@ -80,6 +85,7 @@ class _Session:
         self.models: list[str] = []
         self.optimizer_names: list[str] = []
         self.notes: list[str] = []
+        self.built_checks = 0  # optimizers checked right after they were built
         self.worker = False  # a spawned or forked worker: report, then wait to be ended
         self.lock = threading.Lock()
 
@@ -144,6 +150,37 @@ class _Session:
     def track(self, opt: object) -> None:
         self.optimizers.append(weakref.ref(opt))
 
+    def on_built(self, opt: Any) -> None:
+        """Check the models right after ``opt`` is built, before any step: a script that
+        ends (or is stopped) before training still gets its model and optimizer checked.
+        Each build's check replaces the previous one (a GAN builds G's optimizer, then
+        D's); the first step's check replaces it in turn, and so does the check when the
+        script crashes, so only the latest state is ever reported."""
+        if os.getpid() != self.pid or self.checked or self.worker:
+            return
+        self.built_checks += 1
+        if self.built_checks > BUILT_CHECKS:  # optimizers built in a loop: stop checking
+            if self.built_checks == BUILT_CHECKS + 1:
+                with self.lock:
+                    self.diagnostics, self.notes = [], []
+            return
+        from freezedsl.lint import runtime
+
+        try:
+            opts = [o for o in (r() for r in self.optimizers) if o is not None]
+            models = find_models(opts)
+            # every optimizer's frozen tensors count (no step picks one yet)
+            found = runtime.check(models, opts, path=self.script)
+            found += self.prepare_findings()
+            with self.lock:
+                self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
+                self.models = [runtime.describe_model(m) for m in models]
+                self.diagnostics = [_to_json(d) for d in found]
+                self.notes = [_BUILT_NOTE]
+                self.write(final=False, exit_code=None, stopped=False, crashed=None)
+        except Exception:  # noqa: BLE001 - the script goes on; its first step checks again
+            traceback.print_exc()
+
     def live_optimizers(self, stepping: object) -> list[Any]:
         out = [o for o in (r() for r in self.optimizers) if o is not None]
         if not any(o is stepping for o in out):
@@ -204,7 +241,8 @@ class _Session:
         self.models = [runtime.describe_model(m) for m in models]
         found = runtime.check(models, opts, path=self.script, stepping=opt)
         found += self.prepare_findings()
-        self.diagnostics = [_to_json(d) for d in found]
+        self.diagnostics = [_to_json(d) for d in found]  # replaces the build-time check
+        self.notes = [n for n in self.notes if n != _BUILT_NOTE]
         self.group_sizes = _group_sizes(opts)
         self.stepped = {id(opt)}
         if self.steps > 0:
@@ -243,23 +281,46 @@ class _Session:
         return out
 
     def check_on_crash(self) -> None:
-        """The script crashed before its first step: check the optimizers it built.
+        """The script crashed: check the optimizers it built.
 
         An all-frozen model crashes at ``backward()`` ("does not require grad"), which is
-        exactly when FZ304/FZ305 explain why; the crash is reported too.
+        exactly when FZ304/FZ305 explain why; the crash is reported too. Before the first
+        step every check runs (and replaces the build-time check); after it, only those
+        two (see :meth:`_crash_after_steps`).
         """
         opts = [o for o in (r() for r in self.optimizers) if o is not None]
-        if self.checked or not opts:
+        if not opts:
             return
         from freezedsl.lint import runtime
 
+        if self.checked:
+            self._crash_after_steps(opts)
+            return
         models = find_models(opts)
         self.optimizer_names = [runtime.describe_optimizer(o) for o in opts]
         self.models = [runtime.describe_model(m) for m in models]
         found = runtime.check(models, opts, path=self.script) + self.prepare_findings()
-        self.diagnostics = [_to_json(d) for d in found]
+        self.diagnostics = [_to_json(d) for d in found]  # replaces the build-time check
         self.checked = True
+        self.notes = [n for n in self.notes if n != _BUILT_NOTE]
         self.notes.append("checked when the script crashed, before its first optimizer.step()")
+
+    def _crash_after_steps(self, opts: list[Any]) -> None:
+        """The script crashed after its first step (a second training phase whose model
+        is all frozen fails at ``backward()``): FZ304/FZ305 about the models of the
+        optimizers that never stepped are added, once each. Other codes are left out:
+        mid-training states (a GAN's discriminator frozen while its generator steps) are
+        not mistakes."""
+        from freezedsl.lint import runtime
+
+        fresh = [o for o in opts if id(o) not in self.stepped]
+        if not fresh:
+            return
+        seen = {(d["code"], d["obj"]) for d in self.diagnostics}
+        for d in runtime.check(find_models(fresh), fresh, path=self.script):
+            if d.code in ("FZ304", "FZ305") and (d.code, d.obj) not in seen:
+                seen.add((d.code, d.obj))
+                self.diagnostics.append(_to_json(d))
 
     def compare(self) -> None:
         """End of the watch: a freeze after prepare() (FZ314); tensors not copied."""
@@ -273,6 +334,9 @@ class _Session:
                 f"(copy budget {SNAPSHOT_BUDGET_BYTES >> 20} MiB per step)"
             )
         self.watch = None
+
+
+_BUILT_NOTE = "checked when the optimizer was built; the script made no optimizer.step()"
 
 
 def _group_sizes(opts: Sequence[Any]) -> list[tuple[int, ...]]:
@@ -494,6 +558,7 @@ def _install(module: types.ModuleType, session: _Session) -> None:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         session.track(self)
+        session.on_built(self)
 
     optimizer_cls.__init__ = __init__
     module.register_optimizer_step_pre_hook(session.pre_step)

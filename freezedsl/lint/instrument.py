@@ -39,14 +39,16 @@ NO_OPTIMIZER_STEP = register(
         "FZ312",
         "no-optimizer-step",
         Severity.WARNING,
-        "The script ended without calling optimizer.step(); nothing was checked at runtime.",
+        "The script ended without calling optimizer.step(); no training step was checked.",
         what="""
 Reported by ``freezedsl lint train.py ...`` when the script exits, fails or is stopped
-before any ``torch.optim.Optimizer.step()`` runs, so the runtime checks (FZ301-FZ311)
-never saw a model or an optimizer.
+before any ``torch.optim.Optimizer.step()`` runs. The models and optimizers are still
+checked right after each optimizer is built (the findings of the last such check are
+reported with this one, and the message says so), but nothing was compared across a
+step (FZ302, FZ311) and a freeze made later in the script was never seen.
 """,
         why="""
-A clean lint result would be misleading: nothing was looked at. Common causes are a
+A clean lint result would be misleading: no training was looked at. Common causes are a
 config that skips training (evaluation only, ``--dry-run``), an early crash, or an
 optimizer that does not subclass ``torch.optim.Optimizer``.
 """,
@@ -188,6 +190,15 @@ def _result(
         )
     found = [_diagnostic(d) for d in raw.get("diagnostics", [])]
     checked = bool(raw.get("checked"))
+    # the models were checked when an optimizer was built, though no step followed
+    built = any(
+        str(n).startswith("checked when the optimizer was built") for n in raw.get("notes") or []
+    )
+    nothing = (
+        "only the models and optimizers as built were checked, no step"
+        if built
+        else "nothing was checked at runtime"
+    )
     result = RunResult(
         found,
         raw.get("exit_code"),
@@ -222,8 +233,8 @@ def _result(
                 diag(
                     RUN_INCOMPLETE,
                     f"the script did not reach optimizer.step() within {timeout:g}s and was "
-                    "stopped, so nothing was checked at runtime; raise the timeout or use a "
-                    "config that starts training sooner",
+                    f"stopped, so {nothing}; raise the timeout or use a config that starts "
+                    "training sooner",
                     script,
                 )
             )
@@ -238,8 +249,8 @@ def _result(
         result.diagnostics.append(
             diag(
                 NO_OPTIMIZER_STEP,
-                f"script {why}; nothing was checked at runtime; run it with arguments "
-                "that reach the first training step",
+                f"script {why}; {nothing}; run it with arguments that reach the first "
+                "training step",
                 script,
             )
         )

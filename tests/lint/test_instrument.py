@@ -238,3 +238,42 @@ def test_freeze_after_accelerate_prepare() -> None:
     assert len(fz314) == 1 and "2 frozen (0.weight, 0.bias)" in fz314[0].message
     good = run(accel, steps=2)
     assert good.crashed is None and good.diagnostics == []
+
+
+def test_models_are_checked_when_the_optimizer_is_built() -> None:
+    """A script that ends before its first step still gets its model and optimizers
+    checked as they were built; the correct twin (which also builds a GAN pair's two
+    optimizers) gets only FZ312."""
+    result = run("built_no_step.py", "--bug")
+    assert result.exit_code == 0 and not result.stopped_at_step
+    assert {d.code for d in result.diagnostics} == {"FZ301", "FZ304", "FZ305", "FZ312"}
+    assert by_code(result, "FZ312") == {None}
+    fz312 = next(d for d in result.diagnostics if d.code == "FZ312")
+    assert "only the models and optimizers as built were checked" in fz312.message
+    twin = run("built_no_step.py")
+    assert [d.code for d in twin.diagnostics] == ["FZ312"]
+    assert "only the models and optimizers as built were checked" in twin.diagnostics[0].message
+
+
+def test_build_time_findings_are_replaced_by_the_first_step() -> None:
+    """The check at the first step replaces the one made when the optimizer was built:
+    each finding once. The all-frozen model (head included) crashes at backward(), so
+    the crash check reports it, once."""
+    result = run("built_no_step.py", "--bug", "--step")
+    assert result.crashed is not None and "does not require grad" in result.crashed
+    found = [(d.code, d.obj) for d in result.diagnostics]
+    assert len(found) == len(set(found))
+    assert {c for c, _ in found} == {"FZ301", "FZ304", "FZ305"}  # checked: no FZ312
+    twin = run("built_no_step.py", "--step", steps=1)
+    assert twin.stopped_at_step and twin.diagnostics == []
+
+
+def test_crash_after_the_first_step_says_nothing_is_trainable() -> None:
+    """A second phase whose model stayed all frozen crashes at backward() after the
+    first phase stepped: the crash check adds FZ304/FZ305 for it; the fixed twin runs
+    its steps with no finding."""
+    result = run("second_phase_frozen.py", steps=3)
+    assert result.crashed is not None and "does not require grad" in result.crashed
+    assert {d.code for d in result.diagnostics} == {"FZ304", "FZ305"}
+    twin = run("second_phase_frozen.py", "--fixed", steps=3)
+    assert twin.crashed is None and twin.diagnostics == []

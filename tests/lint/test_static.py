@@ -40,6 +40,10 @@ CODES = {
     "FZ212": "nothing-trainable",
     "FZ213": "manual-update-ignores-requires-grad",
     "FZ214": "frozen-norm-in-train-mode",
+    "FZ215": "param-group-loop-ignores-missing-grad",
+    "FZ216": "requires-grad-guarded-by-itself",
+    "FZ217": "zeroed-grad-with-weight-decay",
+    "FZ218": "unfreeze-after-filtered-optimizer",
 }
 
 

@@ -37,6 +37,7 @@ import warnings
 
 from freezedsl.lint.registry import Diagnostic, diag
 from freezedsl.lint.static.facts import _File, _scan_imports, _scan_lit_lists
+from freezedsl.lint.static.grads import check_grads
 from freezedsl.lint.static.order import _check_scope
 from freezedsl.lint.static.roots import check_roots
 from freezedsl.lint.static.rules import SYNTAX_ERROR
@@ -162,6 +163,7 @@ def check_source(path: str, text: str) -> list[Diagnostic]:
             _check_scope(ctx, scope.events)
         if "named_modules" in text:
             check_roots(ctx, tree)
+        check_grads(ctx, tree, text)
     except RecursionError:
         ctx.out.append(
             diag(

@@ -41,6 +41,8 @@ class _Event:
     filtered: bool = False  # OPT: parameters filtered by requires_grad
     label: str = ""  # OPT: optimizer name; WRAP: wrapper name
     value: ast.AST | None = None  # KILL: the new value (``model = model.to(dev)`` keeps it)
+    # replayed from a ``self.m()`` call on the method's own object: the callee's statement
+    origin: ast.AST | None = None
 
 
 # Expression nodes that can hold a call or comparison (Name/Constant cannot).

@@ -15,6 +15,7 @@ from freezedsl.lint.static.rules import (
     TRAIN_UNDOES_EVAL,
     UNFILTERED_OPT,
 )
+from freezedsl.lint.static.stale import check_stale_optimizer
 
 
 def _show(f: _Event, *, past: bool = False) -> str:
@@ -104,6 +105,7 @@ def _check_scope(ctx: _File, events: list[_Event]) -> None:
     for i, e in enumerate(events):
         if e.kind == "OPT":
             _check_opt(ctx, events, i, lines, id(e.node) in empty)
+            check_stale_optimizer(ctx, events, i)
         elif e.kind == "FREEZE":
             _check_freeze(ctx, events, i, lines)
         elif e.kind == "TRAIN":
@@ -220,12 +222,19 @@ def _check_train(ctx: _File, events: list[_Event], j: int, lines: dict[int, int]
         ):
             continue
         sub = f"submodules of {e.target[:-2]}" if e.target.endswith(".*") else e.target
+        at, via = t.node, ""
+        if t.origin is not None:  # the train() call sits in a method this scope runs
+            key = f"FZ208:{id(t.origin)}"
+            if ctx.notes.get(key):
+                break
+            ctx.notes[key] = True
+            at, via = t.origin, f" (this method runs from line {lines[id(t.node)]})"
         ctx.report(
             TRAIN_UNDOES_EVAL,
-            t.node,
+            at,
             f"{t.target}.train() puts {sub} (set to eval at line {lines[id(e.node)]}) back in "
-            f"train mode, so frozen norm layers update their running stats; call .eval() on "
-            f"them again after {t.target}.train(), or use a freezedsl `freeze stats` rule",
+            f"train mode{via}, so frozen norm layers update their running stats; call .eval() "
+            f"on them again after {t.target}.train(), or use a freezedsl `freeze stats` rule",
             obj=t.target,
         )
         break

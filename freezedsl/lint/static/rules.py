@@ -515,3 +515,173 @@ for m in model.modules():
 """,
     )
 )
+
+OPT_LOOP_IGNORES_NO_GRAD = register(
+    Rule(
+        code="FZ215",
+        name="param-group-loop-ignores-missing-grad",
+        severity=Severity.WARNING,
+        summary="A loop over an optimizer's param group updates `p` or reads `p.grad` "
+        "before testing whether `p` has a gradient.",
+        what="""\
+In a loop ``for p in group["params"]`` where ``group`` comes from ``X.param_groups``
+(also through ``enumerate``/``zip``, or ``X.param_groups[i]["params"]``), as in custom
+optimizers and optimizer wrappers, flags the first statement that changes ``p`` in
+place (``p.mul_(...)``, ``p.data.add_(...)``, ``p.data -= ...``) or dereferences
+``p.grad`` (``p.grad.data``, ``p.grad.norm()``, ``p.grad[...]``, also through
+``grad = p.grad``) before any test of ``p.grad`` or ``p.requires_grad`` in the loop
+(``if p.grad is None: continue``, ``if grad is not None``, ``if p.requires_grad``).
+Statements after such a test are taken as guarded.
+""",
+        why="""\
+An optimizer gets frozen parameters too (``model.parameters()`` is the common argument),
+and their ``.grad`` stays ``None``. Stock ``torch.optim`` optimizers skip them; a step that
+applies weight decay first moves the frozen weights anyway (decay shrinks them step after
+step), and one that reads ``p.grad.data`` crashes with ``'NoneType' object has no
+attribute 'data'`` as soon as anything is frozen.
+""",
+        example="""\
+class MyOpt(torch.optim.Optimizer):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                if p.grad is None:
+                    continue
+                p.add_(p.grad, alpha=-group["lr"])
+""",
+        use_instead="""\
+class MyOpt(torch.optim.Optimizer):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(p.grad, alpha=-group["lr"])
+""",
+    )
+)
+
+GUARDED_BY_OWN_FLAG = register(
+    Rule(
+        code="FZ216",
+        name="requires-grad-guarded-by-itself",
+        severity=Severity.WARNING,
+        summary="`if p.requires_grad: p.requires_grad = flag` can only freeze, never unfreeze.",
+        what="""\
+Flags ``X.requires_grad = v`` or ``X.requires_grad_(v)`` inside ``if X.requires_grad:``
+(or ``if X.requires_grad and ...:``) when ``v`` is not the constant ``False``, and inside
+``if not X.requires_grad:`` when ``v`` is not the constant ``True``: the test reads the
+very flag the statement changes.
+""",
+        why="""\
+Under ``if p.requires_grad:`` the statement only ever runs for trainable parameters, so
+``set_trainable(True)`` after ``set_trainable(False)`` finds nothing to change: the model
+stays frozen and the second training phase trains nothing (or fails with "does not
+require grad"). The mirror image can never freeze anything.
+""",
+        example="""\
+def set_trainable(model, trainable):
+    for p in model.parameters():
+        if p.requires_grad:
+            p.requires_grad = trainable
+""",
+        use_instead="""\
+def set_trainable(model, trainable):
+    for p in model.parameters():
+        p.requires_grad = trainable
+""",
+    )
+)
+
+GRAD_MASK_WITH_DECAY = register(
+    Rule(
+        code="FZ217",
+        name="zeroed-grad-with-weight-decay",
+        severity=Severity.WARNING,
+        summary="Part of a gradient is zeroed to keep it fixed, but the optimizer's weight "
+        "decay still moves it.",
+        what="""\
+In a function that builds an optimizer with weight decay (``AdamW``, whose default is
+0.01, unless ``weight_decay=0``; any optimizer given a ``weight_decay`` other than the
+constant 0), flags the first statement that zeroes part of a gradient:
+``W.grad[idx] = 0``, ``W.grad.data[idx, :] = ....fill_(0)``, ``W.grad[idx].zero_()``, also
+through a name bound to ``W.grad``.
+""",
+        why="""\
+Zeroing gradient rows (to train only a new token embedding, or a few channels) keeps
+plain SGD from moving them, but decoupled weight decay is applied to the whole tensor
+whatever its gradient: every "frozen" row shrinks towards zero at each step. Restore the
+rows after ``optimizer.step()``, or keep the trainable part in a tensor of its own.
+""",
+        example="""\
+def train(emb, loader, new_id):
+    opt = torch.optim.AdamW(emb.parameters(), lr=1e-3)
+    for batch in loader:
+        emb(batch).sum().backward()
+        keep = torch.arange(emb.num_embeddings) != new_id
+        emb.weight.grad[keep] = 0
+        opt.step()
+        opt.zero_grad()
+""",
+        use_instead="""\
+def train(emb, loader, new_id):
+    opt = torch.optim.AdamW(emb.parameters(), lr=1e-3)
+    original = emb.weight.detach().clone()
+    for batch in loader:
+        emb(batch).sum().backward()
+        keep = torch.arange(emb.num_embeddings) != new_id
+        opt.step()
+        opt.zero_grad()
+        with torch.no_grad():
+            emb.weight[keep] = original[keep]
+""",
+    )
+)
+
+UNFREEZE_MISSED_BY_OPTIMIZER = register(
+    Rule(
+        code="FZ218",
+        name="unfreeze-after-filtered-optimizer",
+        severity=Severity.WARNING,
+        summary="Parameters are unfrozen after the optimizer was built from the trainable "
+        "ones only, and that optimizer is used on.",
+        what="""\
+Flags an unfreeze (``requires_grad_(True)``, ``p.requires_grad = True`` in a loop over
+``M.part.parameters()``, also through a helper) of a part that was frozen when an
+optimizer was built earlier in the same scope from the parameters that require grad
+(``filter(lambda p: p.requires_grad, M.parameters())`` or a comprehension with
+``if p.requires_grad``), when that optimizer's variable is read after the unfreeze and
+nothing builds a new optimizer over the part afterwards. Files that call
+``add_param_group`` anywhere are not reported.
+""",
+        why="""\
+A filtered optimizer holds the parameters that were trainable when it was built. Setting
+``requires_grad = True`` later gives them gradients, but no param group contains them,
+so ``step()`` never updates them: the "unfrozen" layers stay exactly as they were while
+the run looks like fine-tuning.
+""",
+        example="""\
+def finetune(model, train_epochs):
+    model.requires_grad_(False)
+    model.fc = nn.Linear(512, 10)
+    opt = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()))
+    train_epochs(model, opt, 3)
+    model.layer4.requires_grad_(True)
+    train_epochs(model, opt, 3)
+""",
+        use_instead="""\
+def finetune(model, train_epochs):
+    model.requires_grad_(False)
+    model.fc = nn.Linear(512, 10)
+    opt = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()))
+    train_epochs(model, opt, 3)
+    model.layer4.requires_grad_(True)
+    opt = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()))
+    train_epochs(model, opt, 3)
+""",
+    )
+)

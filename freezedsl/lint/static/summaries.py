@@ -170,8 +170,16 @@ def bind_args(
     return out
 
 
-def replay(events: list[_Event], args: dict[str, list[str] | bool], at: _Event) -> list[_Event]:
-    """The summary ``events`` as seen by the caller at the call event ``at``."""
+def replay(
+    events: list[_Event],
+    args: dict[str, list[str] | bool],
+    at: _Event,
+    own: str | None = None,
+) -> list[_Event]:
+    """The summary ``events`` as seen by the caller at the call event ``at``. ``own`` is
+    the callee's ``self`` parameter when the call is ``self.m()`` in the same file: events
+    on ``self`` then keep the callee's statement as their ``origin`` (the line to fix is
+    in the method, not at each call of it)."""
     out: list[_Event] = []
     for e in events:
         root = _root(e.target)
@@ -195,6 +203,7 @@ def replay(events: list[_Event], args: dict[str, list[str] | bool], at: _Event) 
                     branches=at.branches,
                     loops=at.loops,
                     loop=None,
+                    origin=(e.origin or e.node) if own is not None and root == own else None,
                 )
             )
     return out

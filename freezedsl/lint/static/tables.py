@@ -109,4 +109,6 @@ wide_resnet101_2:Wide_ResNet101_2 wide_resnet50_2:Wide_ResNet50_2
 
 # A file with none of these substrings cannot produce an FZ2xx finding, so it is only
 # parsed (for FZ002). Keeps linting a large tree close to the cost of parsing it.
-_TRIGGERS = re.compile(r"(?i:req\w*grad)|freezedsl|named_|state_dict|\.train\b|pretrained")
+_TRIGGERS = re.compile(
+    r"(?i:req\w*grad)|freezedsl|named_|state_dict|\.train\b|pretrained|param_groups|\.grad\b"
+)

@@ -427,7 +427,9 @@ class _Scope(_Bindings):
         args = bind_args(fdef, node, receiver, lambda e: self.resolve(_dotted(e)))
         at = self.event("CALL", "", node)
         self.events.pop()
-        self.events.extend(replay(events, args, at))
+        params = _param_names(fdef)
+        own = params[0] if receiver == "self" and source is None and params else None
+        self.events.extend(replay(events, args, at, own))
 
     def method_call(self, node: ast.Call, func: ast.Attribute, depth: int) -> None:
         attr = func.attr

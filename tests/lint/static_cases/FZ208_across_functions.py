@@ -35,7 +35,44 @@ def flagged_stats_only(model, loader, opt):
     train_one_epoch(model, loader, opt)  # expect: FZ208
 
 
+class Strategy:
+    """The train() that undoes the eval sits in a method of the same object: reported on
+    that line (once, however many calls run it), not at the calls."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def adapt(self):
+        for m in self.model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+
+    def periodic_eval(self):
+        self.model.eval()
+        self.model.train()  # expect: FZ208
+
+    def fit(self, epochs):
+        self.model.train()
+        self.adapt()
+        for _ in range(epochs):
+            self.periodic_eval()
+        self.periodic_eval()
+
+
 # ---- correct twins: nothing below may be reported
+
+
+class RestoringStrategy(Strategy):
+    def periodic_eval(self):
+        self.model.eval()
+        self.model.train()
+        self.adapt()
+
+    def fit(self, epochs):
+        self.model.train()
+        self.adapt()
+        for _ in range(epochs):
+            self.periodic_eval()
 
 
 class SafeNet(Net):

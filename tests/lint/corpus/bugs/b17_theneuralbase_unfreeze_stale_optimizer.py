@@ -1,7 +1,7 @@
 # Source: https://theneuralbase.com/pytorch/learn/intermediate/freezing-base-model-weights/
 # layer4 is unfrozen mid-training, but the optimizer was built from the trainable
 # parameters only, so layer4 never trains.
-# Static: not reported (needs to know the optimizer's filtered contents; run mode).
+# Static: FZ218.
 import torch
 
 

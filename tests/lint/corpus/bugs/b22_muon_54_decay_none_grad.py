@@ -1,7 +1,7 @@
 # Source: https://github.com/KellerJordan/Muon/issues/54
 # The optimizer applies weight decay before checking the gradient, so parameters
 # without a gradient (frozen ones) decay anyway.
-# Static: not reported (loop over an optimizer's param groups, not over a model).
+# Static: FZ215.
 import torch
 
 

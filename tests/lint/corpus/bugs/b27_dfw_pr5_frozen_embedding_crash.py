@@ -1,7 +1,7 @@
 # Source: https://github.com/oval-group/dfw/pull/5
 # The DFW optimizer reads param.grad.data for every parameter; with a frozen embedding
 # the step crashes ('NoneType' object has no attribute 'data').
-# Static: not reported (loop over an optimizer's param groups).
+# Static: FZ215.
 import torch
 
 

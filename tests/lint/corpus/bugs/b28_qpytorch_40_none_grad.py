@@ -1,6 +1,6 @@
 # Source: https://github.com/Tiiiger/QPyTorch/issues/40
 # optim_low quantises every parameter's gradient; a frozen layer (grad None) breaks it.
-# Static: not reported (loop over an optimizer's param groups).
+# Static: FZ215.
 class OptimLP:
     def __init__(self, optim, grad_quant):
         self.optim = optim

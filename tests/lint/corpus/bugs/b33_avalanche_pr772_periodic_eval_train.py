@@ -2,8 +2,7 @@
 # A plugin puts the BatchNorm layers of the model in eval mode to freeze their
 # statistics; the strategy's periodic evaluation ends with self.model.train(), which
 # puts them back in train mode, so the running statistics keep changing.
-# Static: not reported on this line (FZ208 is reported at the call
-# self._periodic_eval(...) in train(), the line that replays this method).
+# Static: FZ208 (on this line, in the method that train() runs).
 from torch import nn
 
 

@@ -1,7 +1,7 @@
 # Source: https://github.com/huggingface/diffusers/issues/1009
 # Textual inversion "freezes" every token embedding but the new one by zeroing their
 # gradients; AdamW's weight decay still shrinks them every step.
-# Static: not reported (a freeze by zeroing gradient rows is not a requires_grad change).
+# Static: FZ217.
 import torch
 
 

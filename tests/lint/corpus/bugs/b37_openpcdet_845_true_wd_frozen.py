@@ -2,7 +2,7 @@
 # The adam_onecycle wrapper applies decoupled weight decay to every parameter of every
 # group before the step; frozen parameters decay too (the fix skips parameters with
 # requires_grad False).
-# Static: not reported (loop over an optimizer's param groups, not over a model).
+# Static: FZ215.
 class OptimWrapper:
     def __init__(self, opt, wd, lr, true_wd=True):
         self.opt = opt

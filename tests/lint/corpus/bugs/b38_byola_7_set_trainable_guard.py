@@ -1,7 +1,7 @@
 # Source: https://github.com/nttcslab/byol-a/issues/7
 # set_trainable() only changes parameters that still require grad, so once the network
 # was frozen, set_trainable(True) can never make it trainable again.
-# Static: not reported (an unfreeze guarded by the flag it changes is no order mistake).
+# Static: FZ216.
 from torch import nn
 
 
