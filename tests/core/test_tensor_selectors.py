@@ -213,3 +213,11 @@ def test_lint_reports_unfreeze_all_of_initially_frozen_as_fz117() -> None:
     assert ("FZ117", 2) in found
     clean = check_source("r.frz", "freeze all\nunfreeze all except initially frozen", model=model)
     assert not [d for d in clean if d.code == "FZ117"]
+
+
+def test_shape_sizes_may_continue_on_the_next_line_after_a_comma() -> None:
+    """Found by the format property test: a size after a line break lexed as a name."""
+    broken = parse("freeze shape=[*,\n    768]\nfreeze shape=[\n4, 5\n]").statements
+    flat = parse("freeze shape=[*, 768]\nfreeze shape=[4, 5]").statements
+    assert [s.selector for s in broken] == [s.selector for s in flat]
+    assert freezedsl.format("freeze shape=[*,\n   768]") == "freeze shape=[*, 768]\n"
