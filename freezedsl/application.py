@@ -18,7 +18,7 @@ from typing import Any
 
 from freezedsl.errors import ExpectationError, FreezeError, UsageError, source_lines
 from freezedsl.planning.index import mask_bits
-from freezedsl.planning.plan import Plan
+from freezedsl.planning.result import Plan
 from freezedsl.planning.select import INITIAL_ATTR
 from freezedsl.syntax.printer import format_statement
 

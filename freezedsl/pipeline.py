@@ -24,7 +24,7 @@ from freezedsl.errors import UsageError
 from freezedsl.syntax import ast
 
 if TYPE_CHECKING:
-    from freezedsl.planning.plan import ParamDecision, Plan
+    from freezedsl.planning.result import ParamDecision, Plan
 
 __all__ = ["RESERVED", "PhaseChange", "Schedule", "param_groups", "reserved_groups"]
 

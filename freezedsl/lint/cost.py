@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from freezedsl.planning.cost import CostEstimate
-    from freezedsl.planning.plan import Plan
+    from freezedsl.planning.result import Plan
 
 ISLAND_SHARE = 0.05  # islands hold at most this share of the trainable elements
 SPAN_SHARE = 0.25  # ...and backward runs through at least this share of the forward FLOPs for them

@@ -38,7 +38,7 @@ from freezedsl.planning.memory import ALIASES, OPTIMIZERS, SCALAR_BYTES, _bytes,
 if TYPE_CHECKING:
     import torch
 
-    from freezedsl.planning.plan import Plan
+    from freezedsl.planning.result import Plan
 
 # A check run on a finished estimate: (plan, model, estimate, dtype=, optimizer=, balance=,
 # foreach=) -> diagnostics for ``CostEstimate.findings`` (FZ340: freezedsl.lint.cost).

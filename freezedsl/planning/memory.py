@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from freezedsl.planning.plan import Plan
+    from freezedsl.planning.result import Plan
 
 # name -> (state tensors per element, 0-dim state tensors per parameter tensor)
 OPTIMIZERS: dict[str, tuple[int, int]] = {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from freezedsl.safetext import printable
 
 if TYPE_CHECKING:
-    from freezedsl.planning.plan import Plan
+    from freezedsl.planning.result import Plan
 
 JSON_FORMAT = "freezedsl-plan/1"
 
