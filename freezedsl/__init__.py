@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from freezedsl import lint as lint
     from freezedsl.api import Rules, apply, compile, cost, format, load, plan, rules_from
     from freezedsl.manifest import restore_freeze
-    from freezedsl.pipeline import Schedule, param_groups
+    from freezedsl.pipeline.groups import param_groups
+    from freezedsl.pipeline.schedule import Schedule
 
 __version__ = "0.1.0"
 
@@ -38,9 +39,9 @@ _LAZY = {
     "load": "freezedsl.api",
     "plan": "freezedsl.api",
     "rules_from": "freezedsl.api",
-    "Schedule": "freezedsl.pipeline",
+    "Schedule": "freezedsl.pipeline.schedule",
     "cost": "freezedsl.api",
-    "param_groups": "freezedsl.pipeline",
+    "param_groups": "freezedsl.pipeline.groups",
     "restore_freeze": "freezedsl.manifest",
 }
 # Subpackages reachable as attributes after a plain `import freezedsl` (imported on first

@@ -278,7 +278,7 @@ def plan_cmd(
     if epoch is not None or step is not None:
         _check_time_option(program, epoch, step)
     loaded = _load(model, arch, trust_pickle, device=device, model_config=model_config)
-    from freezedsl.pipeline import check_phases
+    from freezedsl.pipeline.groups import check_phases
 
     timed = epoch is not None or step is not None
     plan = (program.at(epoch=epoch, step=step) if timed else program).plan(loaded.module)

@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import Callback
 
 from freezedsl.api import RulesLike, rules_from
 from freezedsl.errors import UsageError
-from freezedsl.pipeline import PhaseChange, Schedule
+from freezedsl.pipeline.schedule import PhaseChange, Schedule
 
 __all__ = ["FreezeCallback"]
 

@@ -51,7 +51,8 @@ import torch
 
 from freezedsl.api import Rules, RulesLike, rules_from
 from freezedsl.errors import UsageError
-from freezedsl.pipeline import PhaseChange, Schedule, param_groups, reserved_groups
+from freezedsl.pipeline.groups import param_groups
+from freezedsl.pipeline.schedule import PhaseChange, Schedule, reserved_groups
 from freezedsl.syntax import ast
 
 __all__ = ["STATE_KEY", "FreezeCallback", "build_optimizer"]

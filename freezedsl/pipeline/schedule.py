@@ -1,12 +1,17 @@
-"""Training-pipeline helpers: optimizer parameter groups from rules, and schedules.
+"""Unfreeze schedules: ``Schedule`` runs a rule file's ``at epoch N:`` / ``at step N:`` phases.
 
-``param_groups`` turns a rule file's ``lr`` / ``weight_decay`` statements into
-torch-optimizer parameter groups. ``Schedule`` drives a rule file's ``at epoch N:`` /
-``at step N:`` statements during training and keeps a live optimizer in step with the
-model: a parameter that becomes trainable joins the optimizer (by identity), one that
-becomes frozen leaves it with its state and gradient dropped, so a frozen tensor never
-moves again (momentum and weight decay would otherwise keep changing it).
+During training a ``Schedule`` applies each phase as its epoch or step comes and keeps a
+live optimizer in step with the model: a parameter that becomes trainable joins the
+optimizer (by identity), one that becomes frozen leaves it with its state and gradient
+dropped, so a frozen tensor never moves again (momentum and weight decay would otherwise
+keep changing it). LR schedulers attached to the optimizer get their per-group lists
+extended for each added group, ``reserved_groups`` builds the empty groups an optimizer
+can be created with so its number of groups never changes, and ``state_dict`` /
+``load_state_dict`` let a run resume mid-schedule. ``PhaseChange`` is what each step
+reports.
 
+The groups themselves come from ``freezedsl.pipeline.groups`` (``param_groups``), so a
+group added mid-run resolves ``lr`` / ``weight_decay`` exactly as a time-0 group does.
 This module does not import torch: it only handles tensors the caller already has.
 """
 
@@ -16,17 +21,17 @@ import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from freezedsl.api import Rules, RulesLike, rules_from
+from freezedsl.api import RulesLike, rules_from
 from freezedsl.errors import UsageError
+from freezedsl.pipeline.groups import build_groups, check_phases, param_groups, rules_at
 from freezedsl.syntax import ast
 
 if TYPE_CHECKING:
     from freezedsl.planning.result import ParamDecision, Plan
 
-__all__ = ["RESERVED", "PhaseChange", "Schedule", "param_groups", "reserved_groups"]
+__all__ = ["RESERVED", "PhaseChange", "Schedule", "reserved_groups"]
 
 STATE_FORMAT = "freezedsl-schedule/1"
 
@@ -36,150 +41,6 @@ RESERVED = "freezedsl_reserved"
 # LR schedulers whose per-group settings (max_lr, momentum ranges...) cannot be derived
 # for a group that joins mid-run.
 _UNSUPPORTED_SCHEDULERS = ("OneCycleLR", "CyclicLR")
-
-
-# ----------------------------------------------------------------- param_groups
-
-
-def param_groups(
-    model: Any,
-    rules: RulesLike,
-    *,
-    lr: float,
-    weight_decay: float = 0.0,
-    epoch: int | None = None,
-    step: int | None = None,
-) -> list[dict[str, Any]]:
-    """Optimizer parameter groups for the trainable parameters of ``model`` under ``rules``.
-
-    The rules are *planned* (the model is not changed) and the plan decides: a
-    parameter is in a group when the rules leave it trainable, with ``lr`` and
-    ``weight_decay`` resolved from the last matching ``lr`` / ``weight_decay``
-    statement against the base values given here. Because the optimizer must agree
-    with ``requires_grad``, the model has to be in the state the rules describe:
-    call this after ``freezedsl.apply(model, rules)`` (or after building a
-    ``Schedule``); a model whose flags disagree with the plan is a ``UsageError``
-    rather than an optimizer that silently skips or wastes parameters.
-
-    For a file with ``at`` statements the state at ``epoch`` (or ``step``) is used,
-    and time 0 when neither is given: the state a ``Schedule`` starts in.
-
-    Every trainable tensor is in exactly one group (tied tensors once), grouped by the
-    resolved ``(lr, weight_decay)``; groups come in model order of their first
-    parameter. Each group has ``params``, ``lr``, ``weight_decay``, ``param_names``
-    (canonical names; torch keeps this key in ``state_dict``) and ``name`` (e.g.
-    ``"lr=0.1x,wd=0"``, used by Lightning's LearningRateMonitor). Every group sets
-    ``weight_decay``, so the optimizer's own default (0.01 for AdamW) never applies:
-    pass the base value you want.
-    """
-    compiled = rules_from(rules)
-    plan = _plan_at(compiled, model, epoch=epoch, step=step)
-    stale = [p for p in plan.params if p.changed]
-    if stale:
-        shown = ", ".join(
-            f"{p.name} ({'trainable' if p.after else 'frozen'} in the rules)" for p in stale[:3]
-        )
-        more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
-        raise UsageError(
-            f"the model's requires_grad flags do not match the rules: {shown}{more}",
-            hint="apply the rules first (freezedsl.apply(model, rules) or freezedsl.Schedule), "
-            "or pass the epoch/step the model is at",
-        )
-    base_lr, base_wd = float(lr), float(weight_decay)
-    chosen = [(obj, p) for obj, p in zip(plan._objects, plan.params) if p.after]
-    return _build_groups(chosen, base_lr, base_wd, prefix="", taken=set())
-
-
-def _plan_at(rules: Rules, model: Any, *, epoch: int | None, step: int | None) -> Plan:
-    """Plan the rules in force at the given time (time 0 of the file's unit by default)."""
-    if epoch is not None and step is not None:
-        raise UsageError("give epoch= or step=, not both")
-    unit = rules.schedule_unit
-    if unit is None:
-        return rules.plan(model)
-    if unit == "epoch" and step is not None:
-        raise UsageError(f"{rules.path or 'the rules'} schedule by epoch; pass epoch=, not step=")
-    if unit == "step" and epoch is not None:
-        raise UsageError(f"{rules.path or 'the rules'} schedule by step; pass step=, not epoch=")
-    time = epoch if unit == "epoch" else step
-    return _rules_at(rules, unit, 0 if time is None else int(time)).plan(model)
-
-
-def check_phases(rules: Rules, model: Any, *, skip: Iterable[int] = ()) -> None:
-    """Plan the rules in force at each phase (each distinct ``at`` time) once.
-
-    A scheduled statement is otherwise planned only when its epoch or step comes, so a
-    typo in ``at epoch 5: unfreeze layr4`` would surface hours into training. Planning
-    changes nothing; the first statement that does not fit the model raises its usual
-    error, naming its line. ``skip`` holds times the caller plans itself.
-    """
-    unit = rules.schedule_unit
-    if unit is None:
-        return
-    done = set(skip)
-    for time in rules.phases():
-        if time not in done:
-            _rules_at(rules, unit, time).plan(model)
-
-
-def _rules_at(rules: Rules, unit: str | None, time: int) -> Rules:
-    if unit == "epoch":
-        return rules.at(epoch=time)
-    if unit == "step":
-        return rules.at(step=time)
-    return rules
-
-
-def _factor_text(factor: ast.Factor | None) -> str:
-    """A short label for a group name; 6 significant digits keep decay powers readable."""
-    if factor is None:
-        return "1x"
-    value = format(float(factor.value), ".6g") if factor.value != Decimal(0) else "0"
-    return value + ("x" if factor.relative else "")
-
-
-def _resolve(factor: ast.Factor | None, base: float) -> float:
-    return base if factor is None else factor.resolve(base)
-
-
-def _build_groups(
-    chosen: Iterable[tuple[Any, ParamDecision]],
-    base_lr: float,
-    base_wd: float,
-    *,
-    prefix: str,
-    taken: set[str],
-) -> list[dict[str, Any]]:
-    """Group (tensor, decision) pairs by resolved (lr, weight_decay), in first-seen order.
-
-    ``taken`` holds group names already in use; a clash gets a ``#2`` suffix so that
-    tools keyed on names (LearningRateMonitor) see each group once.
-    """
-    groups: dict[tuple[float, float], dict[str, Any]] = {}
-    for obj, p in chosen:
-        g_lr, g_wd = _resolve(p.lr, base_lr), _resolve(p.weight_decay, base_wd)
-        group = groups.get((g_lr, g_wd))
-        if group is None:
-            name = f"{prefix}lr={_factor_text(p.lr)},wd={_factor_text(p.weight_decay)}"
-            unique, n = name, 1
-            while unique in taken:
-                n += 1
-                unique = f"{name} #{n}"
-            taken.add(unique)
-            group = {
-                "params": [],
-                "param_names": [],
-                "lr": g_lr,
-                "weight_decay": g_wd,
-                "name": unique,
-            }
-            groups[(g_lr, g_wd)] = group
-        group["params"].append(obj)
-        group["param_names"].append(p.name)
-    return list(groups.values())
-
-
-# ----------------------------------------------------------------- Schedule
 
 
 @dataclass(frozen=True)
@@ -272,7 +133,7 @@ class Schedule:
             self.attach(optimizer, lr_schedulers=lr_schedulers)
         elif lr_schedulers:
             raise UsageError("lr_schedulers need the optimizer they drive; pass optimizer= too")
-        first = _rules_at(self.rules, self.unit, 0).plan(self.model)
+        first = rules_at(self.rules, self.unit, 0).plan(self.model)
         check_phases(self.rules, self.model, skip=(0,))  # a later phase's typo fails now
         self._enter(0, first)
 
@@ -422,7 +283,7 @@ class Schedule:
         """Apply the rules in force at ``time`` (planned as ``plan`` when given, just now)
         and edit the optimizer to match."""
         if plan is None:
-            plan = _rules_at(self.rules, self.unit, time).plan(self.model)
+            plan = rules_at(self.rules, self.unit, time).plan(self.model)
         from freezedsl.application import apply_plan
 
         apply_plan(plan)  # atomic; raises (changing nothing) on a failed expect
@@ -489,7 +350,7 @@ class Schedule:
         }
         taken = {str(g["name"]) for g in groups if "name" in g and not g.get(RESERVED)}
         prefix = f"{self.unit} {time}: " if self.unit else ""
-        new = _build_groups(todo, base_lr, base_wd, prefix=prefix, taken=taken)
+        new = build_groups(todo, base_lr, base_wd, prefix=prefix, taken=taken)
         scheduled = any("initial_lr" in g for g in groups)
         ratio = 1.0
         ref = next((g for g in groups if "initial_lr" in g and float(g["initial_lr"]) != 0.0), None)
@@ -560,18 +421,18 @@ def reserved_groups(
     present = {id(t) for g in groups for t in g["params"]}
     taken = {str(g["name"]) for g in groups if "name" in g}
     with_names = bool(groups) and "param_names" in groups[0]
-    plan = _rules_at(compiled, unit, 0).plan(model)
+    plan = rules_at(compiled, unit, 0).plan(model)
     flags = {id(o): p.after for o, p in zip(plan._objects, plan.params)}
     out: list[dict[str, Any]] = []
     for time in compiled.phases():
         if time == 0:
             continue
-        plan = _rules_at(compiled, unit, time).plan(model)
+        plan = rules_at(compiled, unit, time).plan(model)
         pairs = list(zip(plan._objects, plan.params))
         present -= {id(o) for o, p in pairs if flags.get(id(o), p.before) and not p.after}
         came = [(o, p) for o, p in pairs if not flags.get(id(o), p.before) and p.after]
         todo = [(o, p) for o, p in came if id(o) not in present]
-        for group in _build_groups(
+        for group in build_groups(
             todo, float(lr), float(weight_decay), prefix=f"{unit} {time}: ", taken=taken
         ):
             present.update(id(t) for t in group["params"])
