@@ -12,7 +12,7 @@ from typing import Any
 _LAZY = {
     "LintConfig": "freezedsl.lint.config",
     "load_config": "freezedsl.lint.config",
-    "LintReport": "freezedsl.lint.runner",
+    "LintReport": "freezedsl.lint.report",
     "lint_paths": "freezedsl.lint.runner",
     "lint_script": "freezedsl.lint.runner",
     "load_rules": "freezedsl.lint.runner",

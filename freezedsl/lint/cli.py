@@ -35,6 +35,8 @@ from freezedsl.lint.config import ConfigResolver, all_codes, load_config, parse_
 from freezedsl.lint.grouping import group_runtime
 from freezedsl.lint.output import FORMATS, render
 from freezedsl.lint.registry import Rule
+from freezedsl.lint.report import RunSummary
+from freezedsl.lint.selection import check_codes
 from freezedsl.lint.supervise import Terminated, fatal_signals_raise
 
 __all__ = ["lint_command", "rule_command"]
@@ -327,7 +329,7 @@ def lint_command(
     # linting stays fast.
     rules = runner.load_rules(runtime=script_form is not None or model_spec is not None, needed=needed)
     for origin, codes in cli_codes.items():
-        runner.check_codes(codes or (), rules, origin)
+        check_codes(codes or (), rules, origin)
     overrides: dict[str, Any] = {
         "select": cli_codes["--select"],
         "ignore": cli_codes["--ignore"],
@@ -409,7 +411,7 @@ def check_report_target(output: Path, inputs: Sequence[str]) -> None:
     check_target(shown)
 
 
-def _describe_run(run: runner.RunSummary) -> str:
+def _describe_run(run: RunSummary) -> str:
     def named(kind: str, names: Sequence[str]) -> str:
         noun = kind if len(names) == 1 else kind + "s"
         return f"{len(names)} {noun}" + (f" ({', '.join(names)})" if names else "")

@@ -1,6 +1,6 @@
 """Renderers for lint findings: text, grouped, json, sarif, github.
 
-Every renderer is a pure function of a :class:`~freezedsl.lint.runner.LintReport` and
+Every renderer is a pure function of a :class:`~freezedsl.lint.report.LintReport` and
 the rule table, so output is deterministic (golden-tested) and the same in the CLI and
 the library. Paths are printed as the runner produced them; SARIF gets relative,
 forward-slash URIs because code-scanning services resolve them against the repository.
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from freezedsl.lint.registry import Diagnostic, Rule, Severity
-from freezedsl.lint.runner import LintReport
+from freezedsl.lint.report import LintReport
 from freezedsl.safetext import printable, source_with_caret
 
 __all__ = [

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from freezedsl.errors import UsageError
-from freezedsl.lint import _bootstrap
+from freezedsl.lint import _bootstrap, _session
 from freezedsl.lint.instrument import RunResult, run_script
 from freezedsl.lint.registry import RULES
 
@@ -179,7 +179,7 @@ def test_find_models_picks_top_level_owners() -> None:
     other = nn.Linear(3, 3)
     opt_b = torch.optim.SGD(other.parameters(), lr=0.1)
     opt_a = torch.optim.SGD(student.parameters(), lr=0.1)
-    found = _bootstrap.find_models([opt_a, opt_b])
+    found = _session.find_models([opt_a, opt_b])
     assert found[0] is wrapped and found[1] is other and len(found) == 2
     assert teacher not in found
 

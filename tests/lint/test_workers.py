@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_instrument import processes_mentioning  # tests/lint is on sys.path (rootdir mode)
 
-from freezedsl.lint import _bootstrap
+from freezedsl.lint import _session, _workers
 from freezedsl.lint.instrument import RunResult, run_script
 
 SCRIPT = str(Path(__file__).parent / "scripts" / "spawn_workers.py")
@@ -52,10 +52,10 @@ def test_shim_is_written_and_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     other = tmp_path / "site"
     other.mkdir()
     (other / "sitecustomize.py").write_text("import os\nos.environ['CHAINED'] = '1'\n")
-    session = _bootstrap._Session(str(tmp_path / "result.json"), 0, "x.py")
+    session = _session._Session(str(tmp_path / "result.json"), 0, "x.py")
     monkeypatch.setenv("PYTHONPATH", str(other))
-    monkeypatch.setattr(_bootstrap, "_watch_workers", lambda session: None)
-    _bootstrap._share_with_workers(session, None)
+    monkeypatch.setattr(_workers, "_watch_workers", lambda session: None)
+    _workers._share_with_workers(session, None)
     probe = (
         "import os, sys; print(os.environ.get('CHAINED'), "
         "any(type(f).__name__ == '_Watcher' for f in sys.meta_path))"
