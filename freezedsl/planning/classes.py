@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCRIPT_CLASSES = ("RecursiveScriptModule", "ScriptModule")
+SCRIPT_CLASSES = ("RecursiveScriptModule", "ScriptModule", "TopLevelTracedModule", "TracedModule")
 _CLASS_CACHE: dict[type, tuple[tuple[str, ...], str]] = {}
 _DTYPE_CACHE: dict[Any, tuple[str, bool]] = {}
 

@@ -75,3 +75,13 @@ def test_python_model_then_script_is_the_way() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
     freezedsl.apply(model, "freeze stats type=BatchNorm2d\n")
     assert not model[1].training
+
+
+def test_traced_modules_are_selected_by_the_class_they_were_traced_from() -> None:
+    """torch.jit.trace wraps every layer as TracedModule; type= still sees BatchNorm2d."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript is deprecated
+        traced = torch.jit.trace(model, torch.zeros(1, 3, 5, 5))
+    freezedsl.apply(traced, "freeze all except type=BatchNorm2d\n")
+    assert [p.requires_grad for p in traced.parameters()] == [False, False, True, True]
