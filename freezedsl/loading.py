@@ -21,7 +21,6 @@ every existing path (files and folders) and either loads it or declines with ``N
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
-from freezedsl.fsutil import atomic_write, unreadable_reason
+from freezedsl.fsutil import atomic_write
 from freezedsl.loaders.arch import build_arch, is_arch_spec
 from freezedsl.loaders.base import (
     MANIFEST_KEY,
@@ -194,7 +193,9 @@ def _load_torch_file(path: str, options: LoadOptions) -> LoadedModel:
         )
     prefix = common_prefix(state)
     if key is None and manifest is None:
-        manifest = _sidecar_manifest(path)
+        from freezedsl.manifest import sidecar_manifest
+
+        manifest = sidecar_manifest(path)
     on_meta = options.meta is True
     notes: list[str] = []
     if options.config is not None or split_hf_arch(arch)[0]:  # a transformers class from a config.json
@@ -251,19 +252,6 @@ def _apply(module: nn.Module, manifest: dict[str, Any], path: str) -> None:
         apply_manifest(module, manifest, strict=True)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path}: the stored freeze manifest does not fit: {exc}") from None
-
-
-def _sidecar_manifest(path: str) -> dict[str, Any] | None:
-    """The ``PATH.freeze.json`` written beside a bare state dict by ``apply -o``."""
-    side = sidecar_path(path)
-    if not os.path.lexists(side):
-        return None
-    reason = unreadable_reason(side)
-    if reason:
-        raise ModelLoadError(f"{side} {reason}; remove it or write the manifest again")
-    from freezedsl.manifest import load_manifest
-
-    return load_manifest(side)
 
 
 def _as_pickled_module(obj: object, path: str) -> LoadedModel | None:

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
-from freezedsl.fsutil import atomic_write
-from freezedsl.loaders.base import canonical_name
+from freezedsl.fsutil import atomic_write, unreadable_reason
+from freezedsl.loaders.base import canonical_name, sidecar_path
 
 __all__ = ["FORMAT", "apply_manifest", "load_manifest", "make_manifest", "restore_freeze", "save_manifest"]
 
@@ -266,6 +266,18 @@ def save_manifest(manifest: dict[str, Any], path: str | os.PathLike[str]) -> Non
         fh.write(data)
 
     atomic_write(path, writer)
+
+
+def sidecar_manifest(path: str) -> dict[str, Any] | None:
+    """The ``PATH.freeze.json`` that ``apply -o`` writes beside a file that cannot hold it
+    (a bare state dict, a .safetensors file), or None when there is none."""
+    side = sidecar_path(path)
+    if not os.path.lexists(side):
+        return None
+    reason = unreadable_reason(side)
+    if reason:
+        raise ModelLoadError(f"{side} {reason}; remove it or write the manifest again")
+    return load_manifest(side)
 
 
 def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

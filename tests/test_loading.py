@@ -224,7 +224,7 @@ def test_atomic_write_permission_denied_simulated(
     def deny(*args: Any, **kwargs: Any) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(loading.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)  # the os module atomic_write uses
     with pytest.raises(ModelLoadError) as excinfo:
         atomic_write(tmp_path / "m.pt", lambda fh: None)
     assert "is not writable (permission denied)" in _message(excinfo)

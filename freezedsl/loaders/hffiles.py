@@ -31,7 +31,7 @@ from torch import nn
 
 from freezedsl.errors import ModelLoadError, UsageError
 from freezedsl.fsutil import unreadable_reason
-from freezedsl.loaders.base import TORCHSCRIPT_MANIFEST, LoadedModel, one_line, sidecar_path
+from freezedsl.loaders.base import TORCHSCRIPT_MANIFEST, LoadedModel, one_line
 
 if TYPE_CHECKING:
     from freezedsl.loaders.stfiles import StFile
@@ -294,7 +294,9 @@ def _load_file(path: str, options: LoadOptions, config: str | None) -> LoadedMod
     module, what, built_by = _build(options.arch, config, None, meta=meta)
     _fit(module, state, path, what, built_by, meta=meta, pending=[path])
     layout = HfLayout(None, [described])
-    manifest = _file_manifest(path)
+    from freezedsl.manifest import sidecar_manifest
+
+    manifest = sidecar_manifest(path)
     return _loaded(module, "safetensors", path, options, what, layout, manifest, meta)
 
 
@@ -387,18 +389,6 @@ def _folder_manifest(folder: str, roots: list[str]) -> dict[str, Any] | None:
     from freezedsl.manifest import load_manifest
 
     return load_manifest(_member(folder, FOLDER_MANIFEST, roots))
-
-
-def _file_manifest(path: str) -> dict[str, Any] | None:
-    side = sidecar_path(path)
-    if not os.path.lexists(side):
-        return None
-    reason = unreadable_reason(side)
-    if reason:
-        raise ModelLoadError(f"{side} {reason}; remove it or write the manifest again")
-    from freezedsl.manifest import load_manifest
-
-    return load_manifest(side)
 
 
 def _loaded(
